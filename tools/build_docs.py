@@ -1,0 +1,620 @@
+"""Build the documentation site offline, without Quarto: `python tools/build_docs.py` writes it to `_docs/`.
+
+The pages are nbdev's: every notebook goes through nbdev's own docs processing (`nbdev.serve.proc_nbs`, the step
+`nbdev-docs` runs before Quarto: `show_doc` API reference with docments, hidden and exported cells removed, backticked
+names linked through `reprbook/_modidx.py`, front matter from the `# title` / `> summary` cell; only cells holding imports,
+`show_doc` and exported code are executed, so experiment notebooks keep their stored outputs and never re-run long
+cells). This script then renders the processed notebooks to static HTML the way Quarto would for `nbs/_quarto.yml`:
+Pandoc-flavoured Markdown through markdown-it-py and mdit-py-plugins (dollar math, `{...}` attributes, `:::` divs,
+footnotes, tables), Quarto's cell directives (`echo`, `output`, `include`, `code-fold`), Pandoc's heading identifiers
+(so nbdev's `page.html#name` links resolve), a sidebar grouped by chapter, an "On this page" table of contents and a
+search box. Math is typeset by KaTeX from a local copy installed from npm (`package.json`), never a CDN. Why this
+renderer and not mkdocs or jupyter-book: see `nbs/02_docs.ipynb`.
+
+With Quarto installed, `nbdev-docs` (and `nbdev-preview`) build the same site from the same notebooks and
+`nbs/_quarto.yml`; the GitHub Pages workflow does that.
+
+Usage:
+    python tools/build_docs.py                 # build into _docs/ (git-ignored)
+    python tools/build_docs.py --serve 8000    # build, then serve on http://127.0.0.1:8000
+    python tools/build_docs.py --sidebar       # only rewrite nbs/sidebar.yml from the notebooks that exist
+Options: --out DIR, --force (re-process every notebook), --n-workers N (nbdev processing workers).
+"""
+from __future__ import annotations
+
+import argparse, base64, hashlib, html, json, os, re, shutil, string, subprocess, sys, tempfile, time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBS = ROOT/'nbs'
+ASSETS = Path(__file__).resolve().parent/'docs'
+NPM_DIR = ROOT/'.cache'/'docs-npm'              # git-ignored; package.json and package-lock.json are copied here
+KATEX_FILES = ('katex.min.js', 'katex.min.css', 'fonts')
+
+# The sidebar groups pages by the first digit of the notebook's number: 0x Foundation, 1x INTL, 2x Rot-Pro, 3x FlexMol.
+CHAPTERS = {'0': 'Foundation', '1': 'INTL', '2': 'Rot-Pro', '3': 'FlexMol'}
+OTHER_SECTION = 'More'
+
+import yaml
+from markdown_it import MarkdownIt
+from mdit_py_plugins.attrs import attrs_plugin
+from mdit_py_plugins.container import container_plugin
+from mdit_py_plugins.deflist import deflist_plugin
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+from mdit_py_plugins.tasklists import tasklists_plugin
+from pygments import highlight as _pyg_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+
+def log(*a): print(*a, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Site configuration: nbs/_quarto.yml and its metadata files, merged as Quarto merges them
+# ---------------------------------------------------------------------------------------------------------------
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items(): out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def site_config(nbs: Path = NBS) -> dict:
+    cfg = yaml.safe_load((nbs/'_quarto.yml').read_text()) or {}
+    for name in cfg.get('metadata-files', []):
+        if name == 'sidebar.yml': continue                  # the offline site builds its sidebar from the notebooks
+        p = nbs/name
+        if p.exists(): cfg = _merge(cfg, yaml.safe_load(p.read_text()) or {})
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The sidebar: generated from the notebooks that exist, grouped by chapter (also written to nbs/sidebar.yml)
+# ---------------------------------------------------------------------------------------------------------------
+def _pages(nbs: Path) -> list[Path]:
+    return sorted(p for p in nbs.rglob('*') if p.suffix in ('.ipynb', '.qmd', '.md') and p.is_file()
+                  and not any(part.startswith(('.', '_')) for part in p.relative_to(nbs).parts))
+
+
+def sidebar_sections(nbs: Path = NBS, only: set | None = None) -> list[tuple[str | None, list[str]]]:
+    "[(section title or None for top level, [notebook paths relative to nbs])], index first, then the chapters."
+    top, groups = [], {}
+    for p in _pages(nbs):
+        rel = p.relative_to(nbs).as_posix()
+        if only is not None and rel not in only: continue
+        if p.stem == 'index' and p.parent == nbs: top.insert(0, rel); continue
+        m = re.match(r'(\d)\d*_', p.name)
+        title = CHAPTERS.get(m.group(1), OTHER_SECTION) if m else OTHER_SECTION
+        groups.setdefault(title, []).append(rel)
+    order = list(CHAPTERS.values()) + [OTHER_SECTION]
+    return [(None, top)] + [(t, groups[t]) for t in order if t in groups]
+
+
+def sidebar_yml(nbs: Path = NBS, only: set | None = None) -> str:
+    contents = []
+    for title, files in sidebar_sections(nbs, only):
+        if title is None: contents += files
+        else: contents.append({'section': title, 'contents': files})
+    head = '# Generated by `python tools/build_docs.py --sidebar` from the notebooks in nbs/ (chapters by number: 0x Foundation, 1x INTL, 2x Rot-Pro, 3x FlexMol).\n'
+    return head + yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False, indent=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# KaTeX: a local copy from npm (package.json / package-lock.json), never a CDN
+# ---------------------------------------------------------------------------------------------------------------
+def katex_dir() -> Path:
+    "The folder holding katex.min.js, katex.min.css and fonts/; installs it with `npm ci` on first use."
+    if os.environ.get('REPRBOOK_KATEX_DIR'):
+        d = Path(os.environ['REPRBOOK_KATEX_DIR'])
+        if not all((d/f).exists() for f in KATEX_FILES): sys.exit(f'REPRBOOK_KATEX_DIR={d} does not hold {KATEX_FILES}')
+        return d
+    d = NPM_DIR/'node_modules'/'katex'/'dist'
+    lock = (ROOT/'package-lock.json').read_text()
+    if all((d/f).exists() for f in KATEX_FILES) and (NPM_DIR/'package-lock.json').exists() \
+            and (NPM_DIR/'package-lock.json').read_text() == lock:
+        return d
+    npm = shutil.which('npm')
+    if not npm:
+        sys.exit('The docs need KaTeX from npm (package.json), and npm was not found. Install Node.js and npm '
+                 '(Debian: `apt-get install nodejs npm`), or point REPRBOOK_KATEX_DIR at a folder holding '
+                 'katex.min.js, katex.min.css and fonts/ (the `dist` folder of the npm package katex).')
+    NPM_DIR.mkdir(parents=True, exist_ok=True)
+    for f in ('package.json', 'package-lock.json'): shutil.copy2(ROOT/f, NPM_DIR/f)
+    log(f'installing KaTeX with npm ci into {NPM_DIR.relative_to(ROOT)} (once)')
+    r = subprocess.run([npm, 'ci', '--no-audit', '--no-fund', '--loglevel=error'], cwd=NPM_DIR, capture_output=True, text=True)
+    if r.returncode or not all((d/f).exists() for f in KATEX_FILES):
+        (NPM_DIR/'package-lock.json').unlink(missing_ok=True)
+        sys.exit(f'`npm ci` failed in {NPM_DIR}:\n{r.stdout}{r.stderr}')
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Markdown: Pandoc's dialect as Quarto uses it, with markdown-it-py
+# ---------------------------------------------------------------------------------------------------------------
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def highlight_code(code: str, lang: str | None) -> str:
+    try: lexer = get_lexer_by_name((lang or 'text').strip().split()[0].strip('{}.') or 'text')
+    except ClassNotFound: lexer = get_lexer_by_name('text')
+    return _pyg_highlight(code, lexer, _FORMATTER)
+
+
+def pandoc_id(text: str) -> str:
+    "Pandoc's auto_identifiers, which Quarto uses and nbdev's doc links (`page.html#name`) rely on."
+    s = ''.join(c for c in text if c.isalnum() or c in '_-. \n\t')
+    s = re.sub(r'\s+', '-', s.strip()).lower()
+    s = re.sub(r'^[^a-z\u00c0-\uffff]+', '', s)
+    return s or 'section'
+
+
+_ATTR_RE = re.compile(r'\s*\{([^{}]*)\}\s*$')
+
+
+def parse_attrs(s: str) -> dict:
+    "Pandoc attributes `#id .class key=value key=\"value\"` into {'id':..., 'class': [...], key: value}."
+    out = {'class': []}
+    for m in re.finditer(r'([#.][\w:.-]+)|([\w-]+)=(?:"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|(\S+))|(\S+)', s):
+        if m.group(1):
+            if m.group(1)[0] == '#': out['id'] = m.group(1)[1:]
+            else: out['class'].append(m.group(1)[1:])
+        elif m.group(2): out[m.group(2)] = next(g for g in m.group(3, 4, 5) if g is not None)
+        elif m.group(6): out['class'].append(m.group(6))    # `::: callout-note` (bare class)
+    return out
+
+
+def _attrs_html(a: dict) -> str:
+    parts = []
+    if a.get('id'): parts.append(f'id="{html.escape(a["id"])}"')
+    if a.get('class'): parts.append(f'class="{html.escape(" ".join(a["class"]))}"')
+    parts += [f'{k}="{html.escape(str(v))}"' for k, v in a.items() if k not in ('id', 'class')]
+    return (' ' + ' '.join(parts)) if parts else ''
+
+
+CALLOUT_TITLES = {'note': 'Note', 'tip': 'Tip', 'warning': 'Warning', 'caution': 'Caution', 'important': 'Important'}
+
+
+def _render_div(self, tokens, idx, options, env):
+    tok = tokens[idx]
+    if tok.nesting != 1: return '</div></div>\n' if tok.meta.get('callout') else '</div>\n'
+    a = parse_attrs(tok.info.strip().strip('{}'))
+    kind = next((c.split('-', 1)[1] for c in a['class'] if c.startswith('callout-')), None)
+    if kind is None: return f'<div{_attrs_html(a)}>\n'
+    tok.meta['callout'] = True
+    # the closing token is the matching one; mark it so it closes both divs
+    depth = 0
+    for t in tokens[idx:]:
+        if t.type == tok.type: depth += 1
+        elif t.type == tok.type.replace('_open', '_close'):
+            depth -= 1
+            if depth == 0: t.meta['callout'] = True; break
+    title = a.pop('title', None) or CALLOUT_TITLES.get(kind, kind.title())
+    a['class'] = ['callout', f'callout-{kind}'] + [c for c in a['class'] if not c.startswith('callout-')]
+    return f'<div{_attrs_html(a)}><div class="callout-title">{html.escape(title)}</div><div class="callout-body">\n'
+
+
+def _heading_ids(state):
+    "Pandoc heading identifiers, `{#id .class}` heading attributes, numbered duplicates; records the TOC."
+    env = state.env
+    used = env.setdefault('ids', {})
+    toc = env.setdefault('toc', [])
+    toks = state.tokens
+    for i, tok in enumerate(toks):
+        if tok.type != 'heading_open': continue
+        inline = toks[i+1]
+        attrs = {}
+        if inline.children and inline.children[-1].type == 'text':
+            m = _ATTR_RE.search(inline.children[-1].content)
+            if m:
+                attrs = parse_attrs(m.group(1))
+                inline.children[-1].content = inline.children[-1].content[:m.start()]
+        text = ''.join(c.content for c in (inline.children or []) if c.type in ('text', 'code_inline', 'math_inline'))
+        hid = attrs.get('id') or pandoc_id(text)
+        if not attrs.get('id') and hid in used:
+            used[hid] += 1; hid = f'{hid}-{used[hid]}'
+        used.setdefault(hid, 0)
+        tok.attrSet('id', hid)
+        if attrs.get('class'): tok.attrSet('class', ' '.join(attrs['class']))
+        if 'unnumbered' not in attrs.get('class', []) or True:
+            toc.append((int(tok.tag[1]), hid, text.strip()))
+
+
+def make_markdown() -> MarkdownIt:
+    md = MarkdownIt('commonmark', {'html': True, 'typographer': True,
+                                   'highlight': lambda code, lang, attrs: highlight_code(code, lang)})
+    md.enable(['table', 'strikethrough', 'replacements', 'smartquotes'])
+    # Pandoc's tex_math_dollars: no space inside the dollars, no digit after the closing one, `$$` display anywhere
+    md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True, allow_blank_lines=False,
+           allow_labels=False)
+    md.use(attrs_plugin, spans=True)
+    md.use(container_plugin, name='div', marker=':', validate=lambda params, *a: bool(params.strip()), render=_render_div)
+    md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
+    md.core.ruler.push('pandoc_heading_ids', _heading_ids)
+    # fenced code blocks: Quarto's markup (div.sourceCode > pre > code) with Pygments classes
+    def fence(self, tokens, idx, options, env):
+        tok = tokens[idx]
+        lang = tok.info.strip().split()[0].strip('{}.') if tok.info.strip() else ''
+        return (f'<div class="sourceCode"><pre class="sourceCode {html.escape(lang)} highlight"><code>'
+                f'{highlight_code(tok.content, lang)}</code></pre></div>\n')
+    md.add_render_rule('fence', fence)
+    return md
+
+
+MD = make_markdown()
+
+
+def render_markdown(src: str, env: dict) -> str:
+    return MD.render(src, env)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebooks: Quarto's cell options and output rendering
+# ---------------------------------------------------------------------------------------------------------------
+_OPT_RE = re.compile(r'^\s*#\|\s?(.*)$')
+_ANSI_RE = re.compile(r'\x1B(?:[@-Z\\-_]|\[[0-?]*[ -/]*[@-~])')
+MIME_ORDER = ('image/svg+xml', 'image/png', 'image/jpeg', 'image/gif', 'text/html', 'text/markdown', 'text/latex', 'text/plain')
+
+
+def cell_options(source: str) -> tuple[dict, str]:
+    "Quarto's `#| key: value` options at the top of a code cell, and the source without them."
+    lines, opts, i = source.splitlines(), [], 0
+    while i < len(lines) and (m := _OPT_RE.match(lines[i])): opts.append(m.group(1)); i += 1
+    try: d = yaml.safe_load('\n'.join(opts)) if opts else {}
+    except yaml.YAMLError: d = {}
+    if not isinstance(d, dict): d = {}
+    return d, '\n'.join(lines[i:]).strip('\n')
+
+
+def _text(x) -> str: return ''.join(x) if isinstance(x, list) else (x or '')
+
+
+def _clean_stream(s: str) -> str:
+    s = _ANSI_RE.sub('', s)
+    # progress bars redraw with '\r': keep what the terminal finally showed on each line
+    return '\n'.join(line.rsplit('\r', 1)[-1] if '\r' in line.rstrip('\r') else line.rstrip('\r') for line in s.split('\n'))
+
+
+def _pre(text: str, cls: str) -> str:
+    return f'<div class="cell-output {cls}"><pre><code>{html.escape(text)}</code></pre></div>\n'
+
+
+@dataclass
+class Page:
+    src: Path                       # the notebook in nbs/
+    rel: str                        # its path relative to nbs/
+    out: str                        # output file relative to the site root, e.g. core.html
+    title: str = ''
+    description: str = ''
+    body: str = ''
+    toc: list = field(default_factory=list)
+    figures: dict = field(default_factory=dict)      # site-relative path -> bytes
+
+
+def output_file(rel: str, fm: dict) -> str:
+    d = Path(rel).parent
+    name = fm.get('output-file') or re.sub(r'^\d+_', '', Path(rel).stem) + '.html'
+    return (d/name).as_posix()
+
+
+def render_output(o: dict, opts: dict, page: Page, fig_id: str, env: dict) -> str:
+    t = o.get('output_type')
+    if t == 'stream':
+        text = _clean_stream(_text(o.get('text')))
+        if not text.strip(): return ''
+        return _pre(text, f'cell-output-{o.get("name", "stdout")}')
+    if t == 'error':
+        return _pre(_ANSI_RE.sub('', '\n'.join(o.get('traceback') or [f'{o.get("ename")}: {o.get("evalue")}'])), 'cell-output-error')
+    data = o.get('data') or {}
+    if any(k.startswith('application/vnd.jupyter.widget') for k in data): return ''   # widgets need a live kernel
+    mime = next((m for m in MIME_ORDER if m in data), None)
+    if mime is None: return ''
+    v = data[mime]
+    if mime.startswith('image/'):
+        ext = {'image/svg+xml': 'svg', 'image/png': 'png', 'image/jpeg': 'jpg', 'image/gif': 'gif'}[mime]
+        raw = _text(v).encode() if ext == 'svg' else base64.b64decode(_text(v))
+        path = f'{Path(page.out).stem}_files/figure-html/{fig_id}.{ext}'
+        page.figures[(Path(page.out).parent/path).as_posix()] = raw
+        alt = html.escape(opts.get('fig-alt') or opts.get('fig-cap') or '')
+        img = f'<img src="{path}" alt="{alt}" class="figure-img">'
+        cap = f'<figcaption>{render_markdown(str(opts["fig-cap"]), env)}</figcaption>' if opts.get('fig-cap') else ''
+        return f'<div class="cell-output cell-output-display"><figure class="figure">{img}{cap}</figure></div>\n'
+    if mime == 'text/html': return f'<div class="cell-output cell-output-display">{_text(v)}</div>\n'
+    if mime == 'text/markdown':
+        body = render_markdown(_text(v), env)
+        return body if opts.get('output') == 'asis' else f'<div class="cell-output cell-output-display">{body}</div>\n'
+    if mime == 'text/latex':
+        tex = _text(v).strip()
+        if not tex.startswith('$'): tex = f'$$\n{tex}\n$$'
+        return f'<div class="cell-output cell-output-display">{render_markdown(tex, env)}</div>\n'
+    text = _text(v)
+    return _pre(text, 'cell-output-display') if text.strip() else ''
+
+
+def render_code_cell(cell: dict, page: Page, idx: int, env: dict, lang: str) -> str:
+    opts, src = cell_options(_text(cell.get('source')))
+    if str(opts.get('include', True)).lower() == 'false': return ''
+    parts = []
+    if str(opts.get('echo', True)).lower() != 'false' and src.strip():
+        code = (f'<div class="sourceCode cell-code"><pre class="sourceCode {lang} highlight"><code>'
+                f'{highlight_code(src, lang)}</code></pre></div>\n')
+        fold = opts.get('code-fold')
+        if fold not in (None, False, 'false'):
+            summary = html.escape(str(opts.get('code-summary', 'Code')))
+            code = f'<details class="code-fold"{" open" if str(fold) == "show" else ""}><summary>{summary}</summary>{code}</details>\n'
+        parts.append(code)
+    if str(opts.get('output', True)).lower() != 'false':
+        for j, o in enumerate(cell.get('outputs') or []):
+            parts.append(render_output(o, opts, page, f'cell-{idx}-output-{j+1}', env))
+    inner = ''.join(parts)
+    if not inner.strip(): return ''
+    if opts.get('output') == 'asis' and str(opts.get('echo', True)).lower() == 'false': return inner
+    label = f' id="{html.escape(str(opts["label"]))}"' if opts.get('label') else ''
+    return f'<div class="cell"{label}>\n{inner}</div>\n'
+
+
+def _attachments(src: str, cell: dict) -> str:
+    for name, d in (cell.get('attachments') or {}).items():
+        mime, b64 = next(iter(d.items()))
+        src = src.replace(f'attachment:{name}', f'data:{mime};base64,{_text(b64)}')
+    return src
+
+
+def render_notebook(proc: Path, src: Path, rel: str) -> Page:
+    nb = json.loads(proc.read_text())
+    lang = ((nb.get('metadata') or {}).get('kernelspec') or {}).get('language') or 'python'
+    fm, cells = {}, nb.get('cells', [])
+    if cells and cells[0].get('cell_type') == 'raw':
+        m = re.match(r'^---\s*\n(.*?)\n---\s*$', _text(cells[0].get('source')).strip(), re.S)
+        if m:
+            fm = yaml.safe_load(m.group(1)) or {}
+            cells = cells[1:]
+    page = Page(src=src, rel=rel, out=output_file(rel, fm), title=str(fm.get('title', Path(rel).stem)),
+                description=str(fm.get('description', '') or ''))
+    env, parts = {}, []
+    for i, c in enumerate(cells):
+        t = c.get('cell_type')
+        if t == 'markdown': parts.append(render_markdown(_attachments(_text(c.get('source')), c), env))
+        elif t == 'code': parts.append(render_code_cell(c, page, i, env, lang))
+        elif t == 'raw':
+            fmt = (c.get('metadata') or {}).get('format') or (c.get('metadata') or {}).get('raw_mimetype') or ''
+            if 'html' in fmt: parts.append(_text(c.get('source')))
+    page.body = ''.join(parts)
+    page.toc = [(lvl, hid, text) for lvl, hid, text in env.get('toc', []) if lvl in (2, 3)]
+    return page
+
+
+def render_markdown_page(src: Path, rel: str) -> Page:
+    text = src.read_text()
+    fm = {}
+    m = re.match(r'^---\s*\n(.*?)\n---\s*\n', text, re.S)
+    if m: fm, text = yaml.safe_load(m.group(1)) or {}, text[m.end():]
+    page = Page(src=src, rel=rel, out=output_file(rel, fm), title=str(fm.get('title', Path(rel).stem)),
+                description=str(fm.get('description', '') or ''))
+    env = {}
+    page.body = render_markdown(text, env)
+    page.toc = [(lvl, hid, t) for lvl, hid, t in env.get('toc', []) if lvl in (2, 3)]
+    return page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Links and local images
+# ---------------------------------------------------------------------------------------------------------------
+def _relpath(target: str, from_page: str) -> str:
+    return os.path.relpath(target, start=Path(from_page).parent.as_posix() or '.').replace(os.sep, '/')
+
+
+def fix_links(page: Page, pages_by_src: dict, site_url: str, out_dir: Path, copies: dict, warnings: list) -> str:
+    body = page.body
+    site_url = site_url.rstrip('/') + '/' if site_url else None
+
+    def href(m):
+        url = html.unescape(m.group(2))
+        if site_url and url.startswith(site_url):                    # nbdev's absolute doc links -> this site
+            url = _relpath(url[len(site_url):] or 'index.html', page.out)
+        elif not re.match(r'^[a-z][a-z0-9+.-]*:|^#|^/', url):          # relative: notebook links -> their pages
+            path, _, frag = url.partition('#')
+            if path.endswith(('.ipynb', '.qmd', '.md')):
+                target = (Path(page.rel).parent/path).as_posix()
+                target = os.path.normpath(target).replace(os.sep, '/')
+                if target in pages_by_src:
+                    url = _relpath(pages_by_src[target].out, page.out) + (f'#{frag}' if frag else '')
+        return f'{m.group(1)}"{html.escape(url)}"'
+
+    def src(m):
+        url = html.unescape(m.group(2))
+        if re.match(r'^[a-z][a-z0-9+.-]*:|^/|^#', url) or url.startswith(f'{Path(page.out).stem}_files/'):
+            return m.group(0)
+        f = (page.src.parent/url.split('#')[0].split('?')[0]).resolve()
+        if not f.is_file():
+            warnings.append(f'{page.rel}: image {url} not found'); return m.group(0)
+        try: dest = f.relative_to(NBS.resolve()).as_posix()
+        except ValueError:                                              # outside nbs/ (e.g. ../results/x.png)
+            dest = f'_assets/{hashlib.md5(str(f).encode()).hexdigest()[:8]}_{f.name}'
+        copies[dest] = f
+        return f'{m.group(1)}"{html.escape(_relpath(dest, page.out))}"'
+
+    body = re.sub(r'(<a\b[^>]*?\bhref=)"([^"]*)"', href, body)
+    body = re.sub(r'(<img\b[^>]*?\bsrc=)"([^"]*)"', src, body)
+    return body
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Layout, search index
+# ---------------------------------------------------------------------------------------------------------------
+def _strip_tags(s: str) -> str:
+    s = re.sub(r'<(script|style)\b.*?</\1>', ' ', s, flags=re.S)
+    s = re.sub(r'<span class="math[^"]*">(.*?)</span>', r' \1 ', s, flags=re.S)
+    return re.sub(r'\s+', ' ', html.unescape(re.sub(r'<[^>]+>', ' ', s))).strip()
+
+
+def search_entries(page: Page) -> list[dict]:
+    "Quarto's search.json entries: one per page and one per h2/h3 section."
+    pieces = re.split(r'(<h[23]\b[^>]*\bid="[^"]*"[^>]*>.*?</h[23]>)', page.body, flags=re.S)
+    entries = [{'objectID': page.out, 'href': page.out, 'title': page.title, 'section': '',
+                'text': (page.description + ' ' + _strip_tags(pieces[0]))[:3000].strip()}]
+    for h, content in zip(pieces[1::2], pieces[2::2]):
+        hid = re.search(r'\bid="([^"]*)"', h).group(1)
+        entries.append({'objectID': f'{page.out}#{hid}', 'href': f'{page.out}#{hid}', 'title': page.title,
+                        'section': _strip_tags(h), 'text': _strip_tags(content)[:3000]})
+    return entries
+
+
+def sidebar_html(sections, pages_by_src: dict, current: Page) -> str:
+    def item(rel):
+        p = pages_by_src.get(rel)
+        if p is None: return ''
+        active = ' class="active" aria-current="page"' if p is current else ''
+        return f'<li><a href="{html.escape(_relpath(p.out, current.out))}"{active}>{html.escape(p.title)}</a></li>'
+    out = ['<ul class="sidebar-menu">']
+    for title, files in sections:
+        if title is None: out += [item(r) for r in files]
+        else:
+            out.append(f'<li class="sidebar-section"><span class="sidebar-section-title">{html.escape(title)}</span><ul>')
+            out += [item(r) for r in files]
+            out.append('</ul></li>')
+    out.append('</ul>')
+    return '\n'.join(out)
+
+
+def toc_html(page: Page) -> str:
+    if not page.toc: return ''
+    items = ''.join(f'<li class="toc-{lvl}"><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>' for lvl, hid, text in page.toc)
+    return f'<h2 id="toc-title">On this page</h2><ul>{items}</ul>'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build
+# ---------------------------------------------------------------------------------------------------------------
+def process_notebooks(force: bool = False, n_workers: int = 1) -> Path:
+    "nbdev's docs processing, exactly as `nbdev-docs` runs it before Quarto (into the git-ignored `_proc/`)."
+    from nbdev.serve import proc_nbs
+    cwd = os.getcwd()
+    os.chdir(ROOT)                      # as nbdev's _pre_docs does: bare get_config() calls run downstream
+    try: return Path(proc_nbs(str(NBS), n_workers=n_workers, force=force))
+    except Exception as e:
+        # nbdev runs a notebook's imports, exported cells and show_doc cells; one of them failed (nbdev-docs fails too)
+        sys.exit(f"nbdev's docs processing failed (`nbdev-docs` would fail the same way; run the notebook to see):\n"
+                 f"{type(e).__name__}: {e}")
+    finally: os.chdir(cwd)
+
+
+def _scratch_dir(out: Path) -> Path:
+    "A git-ignored folder on the output's file system to build in, so a failed build leaves the old site whole."
+    d = ROOT/'.cache'/'docs-build' if out.is_relative_to(ROOT) else out.parent
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, quiet: bool = False) -> dict:
+    t0 = time.perf_counter()
+    cfg = site_config()
+    website = cfg.get('website', {})
+    site_title = str(website.get('title', 'Docs'))
+    site_url = str(website.get('site-url', '') or '')
+    repo_url = str(website.get('repo-url', '') or '').rstrip('/')
+    css = cfg.get('format', {}).get('html', {}).get('css') or []
+    css_files = [css] if isinstance(css, str) else list(css)
+    katex = katex_dir()
+    proc = process_notebooks(force=force, n_workers=n_workers)
+    t_proc = time.perf_counter() - t0
+
+    sections = sidebar_sections()
+    pages, pages_by_src = [], {}
+    for title, files in sections:
+        for rel in files:
+            src, p = NBS/rel, proc/rel
+            if src.suffix == '.ipynb':
+                if not p.exists(): sys.exit(f'nbdev did not produce {p}: run `python tools/build_docs.py --force`')
+                page = render_notebook(p, src, rel)
+            else: page = render_markdown_page(src, rel)
+            pages.append(page); pages_by_src[rel] = page
+
+    tmp = Path(tempfile.mkdtemp(prefix='docs-build-', dir=_scratch_dir(out)))
+    (tmp/'site_libs'/'katex').mkdir(parents=True)
+    for f in KATEX_FILES:
+        (shutil.copytree if (katex/f).is_dir() else shutil.copy2)(katex/f, tmp/'site_libs'/'katex'/f)
+    libs = tmp/'site_libs'/'reprbook-docs'
+    libs.mkdir(parents=True)
+    for f in ('site.css', 'site.js'): shutil.copy2(ASSETS/f, libs/f)
+    (libs/'pygments.css').write_text(HtmlFormatter(style='default').get_style_defs('.highlight'))
+    for f in css_files:
+        if (NBS/f).is_file(): (tmp/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(NBS/f, tmp/f)
+
+    template = string.Template((ASSETS/'page.html').read_text())
+    copies, warnings, index = {}, [], []
+    for page in pages:
+        body = fix_links(page, pages_by_src, site_url, tmp, copies, warnings)
+        root = _relpath('.', page.out) + '/'
+        root = '' if root == './' else root
+        css = ''.join(f'<link rel="stylesheet" href="{root}{html.escape(f)}">\n'
+                      for f in css_files)
+        actions = f'<a href="{html.escape(repo_url)}/issues/new" class="toc-action">Report an issue</a>' if repo_url else ''
+        doc = template.substitute(
+            root=root, lang='en', site_title=html.escape(site_title), page_title=html.escape(page.title),
+            title_html=html.escape(page.title),
+            description_meta=html.escape(page.description),
+            description_html=(f'<div class="description"><p>{render_markdown(page.description, {}).strip()[3:-4]}</p></div>'
+                              if page.description else ''),
+            extra_css=css, sidebar=sidebar_html(sections, pages_by_src, page), toc=toc_html(page), actions=actions,
+            repo_link=(f'<a class="navbar-repo" href="{html.escape(repo_url)}" aria-label="Source code">GitHub</a>' if repo_url else ''),
+            body=body, source=html.escape(page.rel))
+        dest = tmp/page.out
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(doc)
+        for path, raw in page.figures.items():
+            (tmp/path).parent.mkdir(parents=True, exist_ok=True); (tmp/path).write_bytes(raw)
+        index += search_entries(page)
+    for dest, f in copies.items():
+        (tmp/dest).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, tmp/dest)
+    (tmp/'search.json').write_text(json.dumps(index))
+    (libs/'search-index.js').write_text('window.REPRBOOK_SEARCH = ' + json.dumps(index) + ';\n')
+    (tmp/'.nojekyll').write_text('')
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(tmp, out)
+
+    stale = (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() != sidebar_yml()
+    for w in warnings: log('warning:', w)
+    if stale: log('note: nbs/sidebar.yml (used by Quarto) does not list the notebooks that exist: run `python tools/build_docs.py --sidebar`')
+    info = {'pages': [p.out for p in pages], 'out': str(out), 'seconds_processing': round(t_proc, 2),
+            'seconds_total': round(time.perf_counter() - t0, 2), 'warnings': warnings, 'sidebar_stale': stale}
+    if not quiet: log(f'built {len(pages)} pages into {out} in {info["seconds_total"]:.1f}s '
+                      f'(nbdev processing {info["seconds_processing"]:.1f}s)')
+    return info
+
+
+def serve(directory: Path, port: int = 8000, host: str = '127.0.0.1'):
+    import functools, http.server
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    with http.server.ThreadingHTTPServer((host, port), handler) as httpd:
+        log(f'serving {directory} on http://{host}:{httpd.server_address[1]}/ (Ctrl-C stops)')
+        try: httpd.serve_forever()
+        except KeyboardInterrupt: pass
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', type=Path, default=ROOT/'_docs', help='output folder (default: _docs/)')
+    ap.add_argument('--force', action='store_true', help="re-process every notebook (ignore nbdev's _proc/ cache)")
+    ap.add_argument('--n-workers', type=int, default=1, help="nbdev processing workers (default 1; 0 processes in this process)")
+    ap.add_argument('--serve', nargs='?', const=8000, type=int, metavar='PORT', help='serve the site on 127.0.0.1 after building')
+    ap.add_argument('--sidebar', action='store_true', help='only rewrite nbs/sidebar.yml from the notebooks that exist')
+    ap.add_argument('--tracked', action='store_true', help='with --sidebar: list only notebooks that git tracks')
+    a = ap.parse_args(argv)
+    if a.sidebar:
+        only = None
+        if a.tracked:
+            r = subprocess.run(['git', 'ls-files', '--', '.'], cwd=NBS, capture_output=True, text=True, check=True)
+            only = set(r.stdout.split())
+        text = sidebar_yml(only=only)
+        if (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() == text: log('nbs/sidebar.yml is up to date')
+        else: (NBS/'sidebar.yml').write_text(text); log('wrote nbs/sidebar.yml')
+        return
+    info = build(a.out.resolve(), force=a.force, n_workers=a.n_workers)
+    if a.serve is not None: serve(Path(info['out']), a.serve)
+
+
+if __name__ == '__main__':
+    main()
