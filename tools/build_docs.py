@@ -488,16 +488,28 @@ def toc_html(page: Page) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------------------------------------
-def process_notebooks(force: bool = False, n_workers: int = 1) -> Path:
-    "nbdev's docs processing, exactly as `nbdev-docs` runs it before Quarto (into the git-ignored `_proc/`)."
+def process_notebooks(force: bool = False, n_workers: int = 1, keep_going: bool = False) -> tuple[Path, list[str]]:
+    """nbdev's docs processing, exactly as `nbdev-docs` runs it before Quarto (into the git-ignored `_proc/`).
+    Returns the cache folder and the notebooks that failed (only with `keep_going`; otherwise a failure exits)."""
     from nbdev.serve import proc_nbs
     cwd = os.getcwd()
     os.chdir(ROOT)                      # as nbdev's _pre_docs does: bare get_config() calls run downstream
-    try: return Path(proc_nbs(str(NBS), n_workers=n_workers, force=force))
-    except Exception as e:
-        # nbdev runs a notebook's imports, exported cells and show_doc cells; one of them failed (nbdev-docs fails too)
-        sys.exit(f"nbdev's docs processing failed (`nbdev-docs` would fail the same way; run the notebook to see):\n"
-                 f"{type(e).__name__}: {e}")
+    try:
+        try: return Path(proc_nbs(str(NBS), n_workers=n_workers, force=force)), []
+        except Exception as e:
+            # nbdev runs a notebook's imports, exported cells and show_doc cells; one of them failed (nbdev-docs fails too)
+            msg = (f"nbdev's docs processing failed (`nbdev-docs` fails the same way). nbdev executes every cell that "
+                   f"holds an import, so keep imports in cells of their own:\n{type(e).__name__}: {e}")
+            if not keep_going: sys.exit(msg)
+            log(msg)
+        failed = []
+        for p in _pages(NBS):
+            if p.suffix != '.ipynb': continue
+            try: cache = proc_nbs(str(NBS), n_workers=0, force=False, file_glob=p.name)
+            except Exception as e:
+                failed.append(p.relative_to(NBS).as_posix())
+                log(f'skipping {p.name}: {type(e).__name__}: {str(e)[-300:]}')
+        return Path(cache), failed
     finally: os.chdir(cwd)
 
 
@@ -508,7 +520,8 @@ def _scratch_dir(out: Path) -> Path:
     return d
 
 
-def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, quiet: bool = False) -> dict:
+def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, quiet: bool = False,
+          keep_going: bool = False) -> dict:
     t0 = time.perf_counter()
     cfg = site_config()
     website = cfg.get('website', {})
@@ -518,10 +531,11 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, qui
     css = cfg.get('format', {}).get('html', {}).get('css') or []
     css_files = [css] if isinstance(css, str) else list(css)
     katex = katex_dir()
-    proc = process_notebooks(force=force, n_workers=n_workers)
+    proc, failed = process_notebooks(force=force, n_workers=n_workers, keep_going=keep_going)
     t_proc = time.perf_counter() - t0
 
-    sections = sidebar_sections()
+    sections = [(t, [f for f in files if f not in failed]) for t, files in sidebar_sections()]
+    sections = [(t, files) for t, files in sections if files]
     pages, pages_by_src = [], {}
     for title, files in sections:
         for rel in files:
@@ -544,7 +558,8 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, qui
         if (NBS/f).is_file(): (tmp/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(NBS/f, tmp/f)
 
     template = string.Template((ASSETS/'page.html').read_text())
-    copies, warnings, index = {}, [], []
+    copies, index = {}, []
+    warnings = [f'{f}: left out, nbdev could not process it' for f in failed]
     for page in pages:
         body = fix_links(page, pages_by_src, site_url, tmp, copies, warnings)
         root = _relpath('.', page.out) + '/'
@@ -578,7 +593,7 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, qui
     stale = (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() != sidebar_yml()
     for w in warnings: log('warning:', w)
     if stale: log('note: nbs/sidebar.yml (used by Quarto) does not list the notebooks that exist: run `python tools/build_docs.py --sidebar`')
-    info = {'pages': [p.out for p in pages], 'out': str(out), 'seconds_processing': round(t_proc, 2),
+    info = {'pages': [p.out for p in pages], 'out': str(out), 'failed': failed, 'seconds_processing': round(t_proc, 2),
             'seconds_total': round(time.perf_counter() - t0, 2), 'warnings': warnings, 'sidebar_stale': stale}
     if not quiet: log(f'built {len(pages)} pages into {out} in {info["seconds_total"]:.1f}s '
                       f'(nbdev processing {info["seconds_processing"]:.1f}s)')
@@ -599,6 +614,7 @@ def main(argv=None):
     ap.add_argument('--out', type=Path, default=ROOT/'_docs', help='output folder (default: _docs/)')
     ap.add_argument('--force', action='store_true', help="re-process every notebook (ignore nbdev's _proc/ cache)")
     ap.add_argument('--n-workers', type=int, default=1, help="nbdev processing workers (default 1; 0 processes in this process)")
+    ap.add_argument('--keep-going', action='store_true', help='leave out notebooks that nbdev fails to process, with a warning')
     ap.add_argument('--serve', nargs='?', const=8000, type=int, metavar='PORT', help='serve the site on 127.0.0.1 after building')
     ap.add_argument('--sidebar', action='store_true', help='only rewrite nbs/sidebar.yml from the notebooks that exist')
     ap.add_argument('--tracked', action='store_true', help='with --sidebar: list only notebooks that git tracks')
@@ -612,7 +628,7 @@ def main(argv=None):
         if (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() == text: log('nbs/sidebar.yml is up to date')
         else: (NBS/'sidebar.yml').write_text(text); log('wrote nbs/sidebar.yml')
         return
-    info = build(a.out.resolve(), force=a.force, n_workers=a.n_workers)
+    info = build(a.out.resolve(), force=a.force, n_workers=a.n_workers, keep_going=a.keep_going)
     if a.serve is not None: serve(Path(info['out']), a.serve)
 
 
