@@ -192,97 +192,145 @@ def ns_poly(x, T: int = 4):
 
 # %% ../../nbs/10_intl.spectral.ipynb #66e53635
 class _CentredGrams(torch.autograd.Function):
-    """Row-centre each view and return the Gram blocks the channel-axis loss needs:
-    $G_{vv}=\\bar Z_v\\bar Z_v^\\top$ for every view and $G_{v0}=\\bar Z_v\\bar Z_0^\\top$ for $v\\ge1$ (view 0 is the anchor).
-    The backward pass is written by hand so each view costs one or two $m\\times m$ by $m\\times d$ products."""
+    """Row-centre each view and return the Gram blocks the channel-axis loss needs, stacked:
+    $G_{vv}=\\bar Z_v\\bar Z_v^\\top$ for every view ($V\\times m\\times m$) and $G_{v1}=\\bar Z_v\\bar Z_1^\\top$ for $v\\ge2$ ($(V-1)\\times m\\times m$; view 1, index 0,
+    is the anchor). The backward pass is written by hand: one or two $m\\times m$ by $m\\times d$ products per view."""
     @staticmethod
     def forward(ctx, *zs):
         zc = [z - z.mean(dim=1, keepdim=True) for z in zs]
         ctx.save_for_backward(*zc)
-        diag = [x @ x.T for x in zc]
-        cross = [x @ zc[0].T for x in zc[1:]]
-        return (*diag, *cross)
+        V, m = len(zs), zs[0].shape[0]
+        G = zs[0].new_empty(V, m, m); C = zs[0].new_empty(V - 1, m, m)
+        for v, x in enumerate(zc):
+            torch.mm(x, x.T, out=G[v])
+            if v: torch.mm(x, zc[0].T, out=C[v - 1])
+        return G, C
 
     @staticmethod
-    def backward(ctx, *grads):
+    def backward(ctx, gG, gC):
         zc = ctx.saved_tensors
-        V = len(zc)
-        g_diag, g_cross = grads[:V], grads[V:]
         out = []
-        for v in range(V):
+        for v in range(len(zc)):
             if not ctx.needs_input_grad[v]: out.append(None); continue
-            gd = g_diag[v]
-            g = (gd + gd.T) @ zc[v]
+            g = (gG[v] + gG[v].T) @ zc[v]
             if v == 0:
-                for u in range(1, V): g = torch.addmm(g, g_cross[u - 1].T, zc[u])
+                for u in range(1, len(zc)): g = torch.addmm(g, gC[u - 1].T, zc[u])
             else:
-                g = torch.addmm(g, g_cross[v - 1], zc[0])
+                g = torch.addmm(g, gC[v - 1], zc[0])
             out.append(g - g.mean(dim=1, keepdim=True))                 # adjoint of the row centring
         return tuple(out)
 
 # %% ../../nbs/10_intl.spectral.ipynb #8ea5bece
-class _CoupledNS(torch.autograd.Function):
-    r"""$P_T$ and $s=\operatorname{diag}(P_TSP_T)$ for $S=\Sigma_N$ (batched over a leading view dimension), by the coupled form of the
-    official iteration. Every $P_k$ is a polynomial in $S$, so $M_k=P_k^2S$ commutes with $P_k$ and, with $\tilde A_k=\tfrac32I-\tfrac12M_{k-1}$,
+def _ns_forward(S: torch.Tensor, T: int):
+    r"""Coupled Newton–Schulz on a (batch of) symmetric $S=\Sigma_N$: returns $P_T$, $s=\operatorname{diag}(P_TSP_T)$ and what the backward needs.
+
+    Every $P_k$ is a polynomial in $S$, so $M_k=P_k^2S$ commutes with $P_k$ and, with $\tilde A_k=\tfrac32I-\tfrac12M_{k-1}$,
     $$P_k=P_{k-1}\tilde A_k,\qquad M_k=M_{k-1}\tilde A_k^2=\varphi(M_{k-1}),\qquad P_0=I,\ M_0=S .$$
-    $P_1=\tilde A_1$ needs no product and $s=\operatorname{diag}(M_{T-1}\tilde A_T^2)$ needs only a row-wise dot, so T=4 takes 10 products
-    instead of the official 12. The backward pass is the exact adjoint of these operations, written by hand so each product's
-    accumulation is fused (`baddbmm`) and no elementwise kernel is launched per step."""
+    $P_1=\tilde A_1$ needs no product and $s=\operatorname{diag}(M_{T-1}\tilde A_T^2)$ only a row-wise dot: 10 products at T=4 instead of the official 12."""
+    eye = torch.eye(S.shape[-1], dtype=S.dtype, device=S.device)
+    if T == 0: return eye.expand_as(S).clone(), S.diagonal(dim1=-2, dim2=-1).clone(), []
+    eye15, M, P, saved = eye.mul_(1.5), S, None, []
+    for k in range(1, T + 1):
+        A = torch.add(eye15, M, alpha=-0.5)                           # Ã_k = 1.5 I - 0.5 M_{k-1}
+        Q = A @ A
+        saved.append((M, A, Q, P))
+        P = A if P is None else P @ A
+        if k < T: M = M @ Q
+    return P, torch.linalg.vecdot(M, Q), saved                       # rowsum(M_{T-1} ∘ Q_T) = diag(M_T) (Q symmetric)
+
+def _ns_backward(saved, gP: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
+    r"""Adjoint of `_ns_forward` with respect to a symmetric $S$. Every intermediate is a polynomial in $S$, so its differential along
+    a symmetric perturbation is symmetric and only the symmetric part of each adjoint matters; in particular the adjoint of
+    $Q=\tilde A^2$ gives $\overline{\tilde A}=X+X^\top$ with $X=\operatorname{sym}(\overline Q)\tilde A$ (one product instead of two).
+    Accumulations are fused into `baddbmm`. Returns $\overline S$ (use only its symmetric part)."""
+    if not saved: return torch.diag_embed(gs)
+    T = len(saved)
+    M, A, Q, _ = saved[-1]
+    gM = gs.unsqueeze(-1) * Q                                         # adjoint of M_{T-1} from s
+    gQ = gs.unsqueeze(-1) * M                                         # adjoint of Q_T (symmetrised below)
+    for k in range(T, 0, -1):
+        M, A, Q, Pprev = saved[k - 1]
+        if k < T:                                                     # M_k = M_{k-1} Q_k; gM holds the adjoint of M_k
+            gQ = M @ gM
+            gM_prev = gM @ Q
+        X = (gQ + gQ.mT) @ A                                          # 2 sym(gQ) Ã
+        gA = X + X.mT                                                 # = 2 (adjoint of Ã from Q = Ã²)
+        if Pprev is None: gA = gA.add(gP, alpha=2)                    # P_1 = Ã_1
+        else:                                                         # P_k = P_{k-1} Ã_k
+            gA = torch.baddbmm(gA, Pprev, gP, alpha=2) if gA.ndim == 3 else torch.addmm(gA, Pprev, gP, alpha=2)
+            gP = gP @ A
+        gM = (gM_prev if k < T else gM).add(gA, alpha=-0.25)          # Ã_k = 1.5 I - 0.5 M_{k-1}  (gA is doubled)
+    return gM
+
+class _CoupledNS(torch.autograd.Function):
+    "`_ns_forward` / `_ns_backward` as an autograd function of a symmetric S (for testing the adjoint on its own)."
     @staticmethod
     def forward(ctx, S, T):
-        eye15 = torch.eye(S.shape[-1], dtype=S.dtype, device=S.device).mul_(1.5)
-        ctx.T = T
-        if T == 0:
-            return torch.eye(S.shape[-1], dtype=S.dtype, device=S.device).expand_as(S).clone(), S.diagonal(dim1=-2, dim2=-1).clone()
-        M, P, saved = S, None, []
-        for k in range(1, T + 1):
-            A = torch.add(eye15, M, alpha=-0.5)                       # Ã_k = 1.5 I - 0.5 M_{k-1}
-            Q = A @ A
-            saved += [M, A, Q, P]
-            P = A if P is None else P @ A
-            if k < T: M = M @ Q
-        s = torch.linalg.vecdot(M, Q)                                 # rowsum(M_{T-1} ∘ Q_T) = diag(M_T) (Q symmetric)
-        ctx.save_for_backward(*[x for x in saved if x is not None])
+        P, s, ctx.saved = _ns_forward(S, T)
         return P, s
-
     @staticmethod
     def backward(ctx, gP, gs):
-        T = ctx.T
-        if T == 0: return torch.diag_embed(gs), None
-        flat, saved = list(ctx.saved_tensors), []
-        for k in range(T):                                            # re-insert P_0 = None
-            saved.append([flat.pop(0), flat.pop(0), flat.pop(0), None if k == 0 else flat.pop(0)])
-        M, A, Q, _ = saved[-1]
-        gM = gs.unsqueeze(-1) * Q                                     # adjoint of M_{T-1} from s
-        gQ = gs.unsqueeze(-1) * M                                     # adjoint of Q_T
-        gP = gP.contiguous()
-        for k in range(T, 0, -1):
-            M, A, Q, Pprev = saved[k - 1]
-            if k < T:                                                 # M_k = M_{k-1} Q_k, gM = adjoint of M_k
-                gQ = M.mT @ gM
-                gM_prev = gM @ Q.mT
-            gA = gP if Pprev is None else Pprev.mT @ gP               # P_k = P_{k-1} Ã_k
-            gA = torch.baddbmm(gA, gQ, A.mT) if gA.ndim == 3 else torch.addmm(gA, gQ, A.mT)
-            gA = torch.baddbmm(gA, A.mT, gQ) if gA.ndim == 3 else torch.addmm(gA, A.mT, gQ)   # Q_k = Ã_k Ã_k
-            if Pprev is not None: gP = gP @ A.mT
-            gM = (gM_prev if k < T else gM).add(gA, alpha=-0.5)       # Ã_k = 1.5 I - 0.5 M_{k-1}
-        return gM, None
+        return _ns_backward(ctx.saved, gP, gs), None
 
 # %% ../../nbs/10_intl.spectral.ipynb #1d159d89
+class _GramINTL(torch.autograd.Function):
+    r"""The channel-axis INTL loss from the stacked Gram blocks $G$ ($V\times m\times m$) and $C$ ($(V-1)\times m\times m$) of `_CentredGrams`,
+    with a hand-written backward. Returns `(loss, nmse per pair, trace loss per view)`; only `loss` is differentiable.
+
+    With $t_v=\operatorname{tr}G_{vv}$, $S_v=G_{vv}/t_v$, $(P_v,s_v)$ from `_ns_forward`, $n_{v,i}=\max(\sqrt{(d-1)s_{v,i}},10^{-12})$ (= $\lVert\hat z_{v,i}\rVert$
+    clamped like `F.normalize`), $c_v=\sqrt{(d-1)/t_v}$ and $e_{v,i}=(P_v^\top C_vP_1)_{ii}$:
+    $\cos_{v,i}=c_vc_1e_{v,i}/(n_{v,i}n_{1,i})$, $\ell_{nmse}=2-\frac2m\sum_i\cos_{v,i}$, $\ell_{tr}(\hat Z_v)=\sum_i(s_{v,i}-1)^2$."""
+    @staticmethod
+    def forward(ctx, G, C, T, beta, anchor_trace, d):
+        V, m = G.shape[0], G.shape[-1]
+        t = G.diagonal(dim1=-2, dim2=-1).sum(-1)
+        S = G / t[:, None, None]
+        P, s, saved = _ns_forward(S, T)
+        c = ((d - 1) / t).sqrt()
+        nsq = (d - 1) * s
+        n = nsq.clamp_min(1e-24).sqrt()
+        A = P[1:].mT @ C                                                   # P_vᵀ G_v1
+        e = torch.linalg.vecdot(A, P[0].mT)                               # (P_vᵀ G_v1 P_1)_ii
+        cos = e * (c[1:] * c[0])[:, None] / (n[1:] * n[0])
+        nmse = 2 - 2 * cos.mean(-1)
+        tls = (s - 1).pow(2).sum(-1)
+        W = V - 1
+        loss = (nmse.sum() + beta * (tls[1:].sum() + (W * tls[0] if anchor_trace else 0))) / W
+        ctx.saved, ctx.args = saved, (beta, anchor_trace, d)
+        ctx.save_for_backward(G, C, t, S, P, s, c, nsq, n, A, cos)
+        ctx.mark_non_differentiable(nmse, tls)
+        return loss, nmse, tls
+
+    @staticmethod
+    def backward(ctx, gL, *_):
+        G, C, t, S, P, s, c, nsq, n, A, cos = ctx.saved_tensors
+        beta, anchor_trace, d = ctx.args
+        V, m = G.shape[0], G.shape[-1]; W = V - 1
+        gcos = -2 * gL / (m * W)                                          # d loss / d cos_{v,i}
+        q = gcos * cos                                                    # d loss / d log(factor) for each factor of cos
+        ge = gcos * (c[1:] * c[0])[:, None] / (n[1:] * n[0])
+        gc = torch.cat([q.sum(-1, keepdim=False).sum(0, keepdim=True), q.sum(-1)]) / c
+        gn = -torch.cat([q.sum(0, keepdim=True), q]) / n
+        coef = s.new_full((V, 1), beta / W)
+        coef[0] = beta if anchor_trace else 0.0
+        gs = 2 * (s - 1) * coef * gL + gn * (d - 1) / (2 * n) * (nsq > 1e-24)
+        # e_v = rowsum(A_v ∘ P_1ᵀ), A_v = P_vᵀ C_v
+        gA = ge.unsqueeze(-1) * P[0].mT
+        gP = torch.empty_like(P)
+        gP[0] = (ge.unsqueeze(-1) * A).sum(0).T
+        torch.matmul(C, P[0] * ge.unsqueeze(-2), out=gP[1:])               # C_v gA_vᵀ
+        gC = P[1:] @ gA
+        gS = _ns_backward(ctx.saved, gP, gs)
+        gt = -gc * c / (2 * t) - (gS * S).sum((-2, -1)) / t               # c = sqrt((d-1)/t) and S = G / t
+        gG = gS / t[:, None, None]
+        gG.diagonal(dim1=-2, dim2=-1).add_(gt[:, None])                   # t = tr G
+        return gG, gC, None, None, None, None
+
 def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool):
-    "Channel-axis INTL terms from Gram blocks (never forms the whitened outputs). Returns (nmse per pair, trace loss per view)."
-    d, V = zs[0].shape[1], len(zs)
-    grams = _CentredGrams.apply(*zs)
-    G, C = torch.stack(grams[:V]), torch.stack(grams[V:])            # V x m x m and (V-1) x m x m
-    t = G.diagonal(dim1=-2, dim2=-1).sum(-1)                          # tr G_v = (d-1) tr Σ_v
-    P, s = _CoupledNS.apply(G / t[:, None, None], T)                  # batched over the views
-    c = ((d - 1) / t).sqrt()                                          # ẑ_v = c_v P_vᵀ Z̄_v  (c = 1/sqrt(tr Σ))
-    norms = ((d - 1) * s).clamp_min(1e-24).sqrt()                     # ‖ẑ_v,i‖ clamped like F.normalize (eps 1e-12)
-    tls = (s - 1).pow(2).sum(-1)
-    # ẑ_v,i · ẑ_0,i = c_v c_0 (P_vᵀ G_v0 P_0)_ii
-    dots = ((P[1:].mT @ C) * P[0].T).sum(-1) * (c[1:] * c[0])[:, None]
-    nmse = 2 - 2 * (dots / (norms[1:] * norms[0])).mean(-1)
-    return list(nmse), list(tls)
+    "Channel-axis INTL loss from Gram blocks (never forms the whitened outputs). Returns (loss, nmse per pair, trace loss per view)."
+    G, C = _CentredGrams.apply(*zs)
+    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1])
+    return loss, list(nmse), list(tls)
 
 # %% ../../nbs/10_intl.spectral.ipynb #e25a65f9
 def _intl_reference(zs, T, beta, axis, anchor_trace):
@@ -320,9 +368,10 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     ctx, _ = _whitening_context(zs[0], whiten_dtype)
     zs = [_whitening_context(z, whiten_dtype)[1] for z in zs]
     with ctx:
-        if impl == 'gram' and axis == 0: nmse, tls = _intl_gram(zs, T, beta, anchor_trace)
-        else: nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
-        loss = _combine(nmse, tls, beta, anchor_trace)
+        if impl == 'gram' and axis == 0: loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace)
+        else:
+            nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
+            loss = _combine(nmse, tls, beta, anchor_trace)
     if not return_terms: return loss
     with torch.no_grad():
         terms = {'nmse': torch.stack(nmse).mean().detach(), 'trace': torch.stack(tls).mean().detach(), 'beta': beta}
