@@ -355,7 +355,7 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     `beta=None` uses `intl_beta(n)`, n = size of the whitened axis of the (gathered) batch. `anchor_trace=False` drops
     $\ell_{tr}(\hat Z^{(1)})$ (INTL-M: the anchor is the no-grad momentum key). `impl='gram'` (default) computes the channel-axis
     loss from $m\times m$ Gram blocks without forming $\hat Z$ (same values and gradients as `impl='reference'`, which whitens
-    every view as the official code does; for axis 1 both use the reference path). `return_terms=True` returns
+    every view as the official code does; for axis 1, and with `whiten_dtype='autocast'`, both use the reference path). `return_terms=True` returns
     `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over views) and `beta`."""
     _check_axis(axis)
     if impl not in ('gram', 'reference'): raise ValueError(f"impl={impl!r}: use 'gram' (fast, default) or 'reference'.")
@@ -368,7 +368,7 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     ctx, _ = _whitening_context(zs[0], whiten_dtype)
     zs = [_whitening_context(z, whiten_dtype)[1] for z in zs]
     with ctx:
-        if impl == 'gram' and axis == 0: loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace)
+        if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str): loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace)
         else:
             nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
             loss = _combine(nmse, tls, beta, anchor_trace)
