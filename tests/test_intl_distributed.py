@@ -4,6 +4,7 @@ import os, subprocess, sys, socket, textwrap
 
 SCRIPT = textwrap.dedent('''
     import sys, torch
+    from pathlib import Path
     from reprbook.core import dist_init
     from reprbook.intl.spectral import iternorm, intl_loss, intl_beta, power_st
     info = dist_init()
@@ -44,7 +45,7 @@ SCRIPT = textwrap.dedent('''
         for local, full in [(a, A), (b, B)]:
             err = (local.grad / W - rows(full.grad)).abs().max()
             assert err <= 1e-12, (impl, err)
-    print('OK rank', r, 'world', W, flush=True)
+    (Path(sys.argv[1]) / f'ok{r}').write_text(f'OK rank {r} world {W}')    # a file per rank: stdout lines interleave
 ''')
 
 
@@ -57,7 +58,7 @@ def test_gathered_whitening_equals_single_process(tmp_path):
     (tmp_path/'dist_intl.py').write_text(SCRIPT)
     env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1'}
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
-                        '--master-port', str(free_port()), str(tmp_path/'dist_intl.py')],
+                        '--master-port', str(free_port()), str(tmp_path/'dist_intl.py'), str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert 'OK rank 0 world 2' in r.stdout and 'OK rank 1 world 2' in r.stdout, r.stdout + r.stderr
+    for rank in (0, 1): assert (tmp_path/f'ok{rank}').read_text() == f'OK rank {rank} world 2', r.stdout + r.stderr
