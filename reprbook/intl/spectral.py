@@ -356,7 +356,7 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     $\ell_{tr}(\hat Z^{(1)})$ (INTL-M: the anchor is the no-grad momentum key). `impl='gram'` (default) computes the channel-axis
     loss from $m\times m$ Gram blocks without forming $\hat Z$ (same values and gradients as `impl='reference'`, which whitens
     every view as the official code does; for axis 1, and with `whiten_dtype='autocast'`, both use the reference path). `return_terms=True` returns
-    `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over views) and `beta`."""
+    `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over the views whose trace loss is in the objective) and `beta`."""
     _check_axis(axis)
     if impl not in ('gram', 'reference'): raise ValueError(f"impl={impl!r}: use 'gram' (fast, default) or 'reference'.")
     if not (isinstance(T, int) and T >= 0): raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
@@ -374,7 +374,8 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
             loss = _combine(nmse, tls, beta, anchor_trace)
     if not return_terms: return loss
     with torch.no_grad():
-        terms = {'nmse': torch.stack(nmse).mean().detach(), 'trace': torch.stack(tls).mean().detach(), 'beta': beta}
+        scored = tls if anchor_trace else tls[1:]                   # the views whose trace loss enters the objective
+        terms = {'nmse': torch.stack(nmse).mean().detach(), 'trace': torch.stack(scored).mean().detach(), 'beta': beta}
     return loss, terms
 
 # %% ../../nbs/10_intl.spectral.ipynb #70bf4f16
