@@ -250,7 +250,12 @@ class KGEModel(nn.Module):
     r"""TransE, DistMult, ComplEx, RotatE and Rot-Pro with the official parameters, initialisation and scores.
 
     `m(pos, neg, mode)` scores positives `pos` $[B,3]$ (`[h, r, t]` ids) and, if given, the corrupting entity ids `neg` $[B,K]$
-    (tails for `mode='tail'`, heads for `mode='head'`); returns `(pos_score [B], neg_score [B,K] or None)`, higher = more plausible."""
+    (tails for `mode='tail'`, heads for `mode='head'`); returns `(pos_score [B], neg_score [B,K] or None)`, higher = more plausible.
+
+    `dim` is the official `-d` ($k$ complex dimensions for ComplEx, RotatE and Rot-Pro); `gamma` the margin $\gamma$;
+    `init_pr` scales the initial relation range and `train_pr` Rot-Pro's phase (official flags of the same names);
+    `penalty_alpha`, `gamma_m`, `beta` are the defaults of `penalty()` (official code defaults); `fast=False` selects the
+    reference path; `compile=True` compiles the fast path with `torch.compile`."""
     def __init__(self, model: str = 'rotpro', n_entities: int = 1, n_relations: int = 1, dim: int = 200, gamma: float = 12.0, *,
                  init_pr: float = 1.0, train_pr: float = 1.0, penalty_alpha: float = 0.25, gamma_m: float = 5e-5,
                  beta: float = 1.5, epsilon: float = 2.0, fast: bool = True, compile: bool = False,
