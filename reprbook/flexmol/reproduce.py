@@ -85,20 +85,29 @@ def modality_counts(graphs) -> dict[str, int]:
     kinds = [(bool(g.has_2d), bool(g.has_3d)) for g in graphs]
     return {'both': kinds.count((True, True)), '2d_only': kinds.count((True, False)), '3d_only': kinds.count((False, True))}
 
-# %% ../../nbs/32_flexmol.reproduce.ipynb #0b090193
+# %% ../../nbs/32_flexmol.reproduce.ipynb #2bffc75f
 def mol_config(preset: str = 'ci_smoke', **overrides) -> FlexMolConfig:
     "A FlexMol preset with the vocabularies of `reprbook.flexmol.data`'s featuriser."
     from reprbook.flexmol.data import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, MAX_SPD, H_MAX
     return FlexMolConfig.preset(preset, atom_vocab=tuple(ATOM_FEATURE_DIMS), bond_vocab=tuple(BOND_FEATURE_DIMS),
                                 max_spd=MAX_SPD, h_max=H_MAX, **overrides)
 
-def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True, targets: bool = False) -> list:
-    "Dense `MolBatch`es of `graphs` (or `(MolBatch, y)` pairs with `targets=True`), shuffled deterministically by `(seed, epoch)`."
+def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True, targets: bool = False,
+                 bucket: int = 1) -> list:
+    """Dense `MolBatch`es of `graphs` (or `(MolBatch, y)` pairs with `targets=True`), shuffled deterministically by `(seed, epoch)`.
+    `bucket > 1` sorts each run of `bucket * batch_size` shuffled molecules by size before cutting batches (less padding,
+    so less pair work), then shuffles the batch order."""
     from reprbook.flexmol.data import collate_molecules
-    order = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed * 100_003 + epoch)) if shuffle else torch.arange(len(graphs))
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = (torch.randperm(len(graphs), generator=g) if shuffle else torch.arange(len(graphs))).tolist()
+    if bucket > 1:
+        span = bucket * batch_size
+        order = [j for i in range(0, len(order), span) for j in sorted(order[i:i + span], key=lambda j: graphs[j].num_nodes)]
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if bucket > 1 and shuffle: chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
     out = []
-    for i in range(0, len(graphs), batch_size):
-        batch = collate_molecules([graphs[j] for j in order[i:i + batch_size].tolist()])
+    for c in chunks:
+        batch = collate_molecules([graphs[j] for j in c])
         out.append((MolBatch.from_collated(batch), batch.y) if targets else MolBatch.from_collated(batch))
     return out
 
