@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 from torch import nn
 
 # %% auto #0
@@ -207,6 +208,7 @@ class _CentredGrams(torch.autograd.Function):
         return G, C
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gG, gC):
         zc = ctx.saved_tensors
         out = []
@@ -269,6 +271,7 @@ class _CoupledNS(torch.autograd.Function):
         P, s, ctx.saved = _ns_forward(S, T)
         return P, s
     @staticmethod
+    @once_differentiable
     def backward(ctx, gP, gs):
         return _ns_backward(ctx.saved, gP, gs), None
 
@@ -302,6 +305,7 @@ class _GramINTL(torch.autograd.Function):
         return loss, nmse, tls
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, gL, *_):
         G, C, t, S, P, s, c, nsq, n, A, cos = ctx.saved_tensors
         beta, anchor_trace, d = ctx.args
