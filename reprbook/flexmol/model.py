@@ -147,7 +147,7 @@ class MolBatch:
             raise ValueError(f"MolBatch.spd must lie in [0, {cfg.max_spd + 1}] (max_spd+1 = unreachable); got max {int(s.max())}.")
         if self.path_len.min() < 0 or self.path_len.max() > cfg.h_max:
             raise ValueError(f"MolBatch.path_len must lie in [0, h_max={cfg.h_max}]; got [{int(self.path_len.min())}, {int(self.path_len.max())}].")
-        used = (torch.arange(cfg.h_max) < self.path_len[..., None]) & pair[..., None]
+        used = (torch.arange(cfg.h_max, device=self.path_len.device) < self.path_len[..., None]) & pair[..., None]
         for c, v in enumerate(cfg.bond_vocab):
             col = self.path[..., c][used]
             if col.numel() and (col.min() < 0 or col.max() >= v):
