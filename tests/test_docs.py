@@ -124,7 +124,8 @@ def _git_status():
 
 
 # Files nbdev-docs itself may rewrite (nbdev.yml, _modidx.py, sidebar.yml) and the offline build's own outputs
-MAY_TOUCH = ('nbs/', 'reprbook/_modidx.py', 'README.md', '_proc', '_docs', '.cache', 'site_libs', 'search.json')
+MAY_TOUCH = ('nbs/sidebar.yml', 'nbs/nbdev.yml', 'nbs/_quarto.yml', 'nbs/_', 'reprbook/_modidx.py', 'README.md', '_proc', '_docs',
+             '.cache', 'site_libs', 'search.json', 'package', 'node_modules')
 
 
 def _assert_git_clean_after(before, t_start):
@@ -248,14 +249,15 @@ def test_screenshots_of_proofs_and_results(site):
     if intl:
         for o in intl:
             b.goto(site['url'] + o)
-            rect = b.eval("""(() => { const h = [...document.querySelectorAll('main h2, main h3')].find(h => /proof|theorem|proposition/i.test(h.textContent));
+            rect = b.eval("""(() => { const h = [...document.querySelectorAll('main h2, main h3, main h4, main p > strong:first-child, main p > em:first-child')]
+                                 .find(h => /proof|theorem|proposition|lemma/i.test(h.textContent));
                                if (!h) return null; const r = h.getBoundingClientRect(); return {x: 0, y: r.top + window.scrollY - 20}; })()""")
             if rect:
                 shots.append(b.screenshot(ARTIFACTS/'intl_proof.png', {'x': 0, 'y': rect['y'], 'width': 1280, 'height': 1100})); break
     for o in outs:
         if 'experiment' not in o and 'reproduce' not in o: continue
         b.goto(site['url'] + o)
-        rect = b.eval("""(() => { const t = document.querySelector('main table'); if (!t) return null;
+        rect = b.eval("""(() => { const t = document.querySelector('main .cell-output table, main .cell-output img') || document.querySelector('main table'); if (!t) return null;
                            const r = t.getBoundingClientRect(); return {x: 0, y: r.top + window.scrollY - 120}; })()""")
         if rect:
             shots.append(b.screenshot(ARTIFACTS/f'results_{Path(o).stem.replace(".", "_")}.png',

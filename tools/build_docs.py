@@ -488,29 +488,105 @@ def toc_html(page: Page) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------------------------------------
+def _tst_flags() -> set:
+    from nbdev.config import get_config
+    f = get_config(ROOT).get('tst_flags', '') or ''
+    return set(f.split() if isinstance(f, str) else f)
+
+
+def _docs_filter():
+    "nbdev's docs processors (`FilterDefaults`), except that cells flagged `slow`/`gpu`/`notest` are never executed."
+    from nbdev.processors import FilterDefaults, exec_show_docs
+
+    class exec_show_docs_unflagged(exec_show_docs):
+        "nbdev runs every cell holding an import; a flagged long cell must keep its stored outputs instead."
+        def __call__(self, cell):
+            if set(getattr(cell, 'directives_', {}) or {}) & _tst_flags(): return
+            return super().__call__(cell)
+
+    class DocsFilter(FilterDefaults):
+        def base_procs(self): return [exec_show_docs_unflagged if p is exec_show_docs else p for p in super().base_procs()]
+    return DocsFilter
+
+
+_IMPORT_RE = re.compile(r'^\s*(import\s+\w|from\s+[\w.]+\s+import\b)', re.M)
+
+
+def flagged_cells_with_imports(nbs: Path = NBS) -> list[str]:
+    "Cells flagged slow/gpu/notest that hold an import: `nbdev-docs` executes them (nbdev runs every cell with an import)."
+    out, flags = [], _tst_flags()
+    for p in _pages(nbs):
+        if p.suffix != '.ipynb': continue
+        for i, c in enumerate(json.loads(p.read_text()).get('cells', [])):
+            if c.get('cell_type') != 'code': continue
+            opts = cell_options(_text(c.get('source')))[1]
+            src = _text(c.get('source'))
+            directives = {m.group(1) for m in re.finditer(r'^\s*#\|\s*([\w-]+)', src, re.M)}
+            if directives & flags and _IMPORT_RE.search(opts): out.append(f'{p.relative_to(nbs)} cell {i}')
+    return out
+
+
+def _process_one(job):
+    "Process one notebook as nbdev.serve_drv does (in a fresh worker process); return an error message or None."
+    src, dst, keep_going = job
+    from fastcore.nbio import read_nb, write_nb
+    os.environ['IN_TEST'] = '1'
+    t0 = time.perf_counter()
+    try:
+        nb = read_nb(src)
+        _docs_filter()()(nb)
+        write_nb(nb, dst)
+    except Exception as e:
+        if not keep_going: raise
+        return f'{type(e).__name__}: {str(e)[-400:]}', time.perf_counter() - t0
+    finally: os.environ.pop('IN_TEST', None)
+    return None, time.perf_counter() - t0
+
+
 def process_notebooks(force: bool = False, n_workers: int = 1, keep_going: bool = False) -> tuple[Path, list[str]]:
-    """nbdev's docs processing, exactly as `nbdev-docs` runs it before Quarto (into the git-ignored `_proc/`).
-    Returns the cache folder and the notebooks that failed (only with `keep_going`; otherwise a failure exits)."""
-    from nbdev.serve import proc_nbs
+    """nbdev's docs processing, as `nbdev-docs` runs it before Quarto (`nbdev.serve.proc_nbs`, into the git-ignored
+    `_proc/`, re-processing only notebooks changed since), with one difference: cells flagged with `tst_flags` are not
+    executed even when they hold an import. Returns the cache folder and the notebooks that failed (with `keep_going`;
+    otherwise a failure exits)."""
+    from fastcore.parallel import parallel
+    cache = ROOT/'_proc'
+    import nbdev.serve                                   # the same invalidation as nbdev's proc_nbs, plus this file
+    newest_code = max(p.stat().st_mtime for p in (ROOT/'pyproject.toml', Path(nbdev.serve.__file__), Path(__file__)) if p.exists())
+    if force or (cache.exists() and cache.stat().st_mtime < newest_code): shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(exist_ok=True)
+    pages = [p for p in _pages(NBS) if p.suffix == '.ipynb']
+    for d in cache.rglob('*.ipynb'):                              # pages whose notebook is gone
+        if not (NBS/d.relative_to(cache)).exists(): d.unlink()
+    jobs, failed, timings = [], [], {}
+    for p in pages:
+        dst = cache/p.relative_to(NBS)
+        if dst.exists() and p.stat().st_mtime <= dst.stat().st_mtime: continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        jobs.append((p, dst, keep_going))
     cwd = os.getcwd()
     os.chdir(ROOT)                      # as nbdev's _pre_docs does: bare get_config() calls run downstream
     try:
-        try: return Path(proc_nbs(str(NBS), n_workers=n_workers, force=force)), []
-        except Exception as e:
-            # nbdev runs a notebook's imports, exported cells and show_doc cells; one of them failed (nbdev-docs fails too)
-            msg = (f"nbdev's docs processing failed (`nbdev-docs` fails the same way). nbdev executes every cell that "
-                   f"holds an import, so keep imports in cells of their own:\n{type(e).__name__}: {e}")
-            if not keep_going: sys.exit(msg)
-            log(msg)
-        failed = []
-        for p in _pages(NBS):
-            if p.suffix != '.ipynb': continue
-            try: cache = proc_nbs(str(NBS), n_workers=0, force=False, file_glob=p.name)
-            except Exception as e:
-                failed.append(p.relative_to(NBS).as_posix())
-                log(f'skipping {p.name}: {type(e).__name__}: {str(e)[-300:]}')
-        return Path(cache), failed
+        if jobs:
+            # spawned workers (a fresh interpreter per worker, as nbdev uses) must find the function by module name
+            if str(Path(__file__).parent) not in sys.path: sys.path.insert(0, str(Path(__file__).parent))
+            import importlib
+            worker = importlib.import_module('build_docs')._process_one
+            errors = parallel(worker, jobs, n_workers=max(1, n_workers), method='spawn', pause=0.01)
+            for (p, dst, _), (err, secs) in zip(jobs, errors):
+                timings[p.relative_to(NBS).as_posix()] = round(secs, 2)
+                if err:
+                    rel = p.relative_to(NBS).as_posix()
+                    failed.append(rel); dst.unlink(missing_ok=True)
+                    log(f'skipping {rel}: {err}')
+    except Exception as e:
+        # nbdev runs a notebook's imports, exported cells and show_doc cells; one of them failed (nbdev-docs fails too)
+        sys.exit(f"nbdev's docs processing failed (`nbdev-docs` fails the same way). nbdev executes every cell that "
+                 f"holds an import, so keep imports in cells of their own:\n{type(e).__name__}: {e}")
     finally: os.chdir(cwd)
+    cache.touch()
+    slow = {k: v for k, v in timings.items() if v > 5}
+    if slow: log('nbdev processing took longest on: ' + ', '.join(f'{k} {v:.0f}s' for k, v in sorted(slow.items(), key=lambda kv: -kv[1])))
+    return cache, failed
 
 
 def _scratch_dir(out: Path) -> Path:
@@ -520,7 +596,7 @@ def _scratch_dir(out: Path) -> Path:
     return d
 
 
-def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, quiet: bool = False,
+def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = min(2, os.cpu_count() or 1), quiet: bool = False,
           keep_going: bool = False) -> dict:
     t0 = time.perf_counter()
     cfg = site_config()
@@ -560,6 +636,8 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = 1, qui
     template = string.Template((ASSETS/'page.html').read_text())
     copies, index = {}, []
     warnings = [f'{f}: left out, nbdev could not process it' for f in failed]
+    warnings += [f'{c}: a slow/gpu/notest cell holds an import, so `nbdev-docs` (Quarto) would run it; this build does not. '
+                 'Move the import to a cell of its own.' for c in flagged_cells_with_imports()]
     for page in pages:
         body = fix_links(page, pages_by_src, site_url, tmp, copies, warnings)
         root = _relpath('.', page.out) + '/'
@@ -613,7 +691,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', type=Path, default=ROOT/'_docs', help='output folder (default: _docs/)')
     ap.add_argument('--force', action='store_true', help="re-process every notebook (ignore nbdev's _proc/ cache)")
-    ap.add_argument('--n-workers', type=int, default=1, help="nbdev processing workers (default 1; 0 processes in this process)")
+    ap.add_argument('--n-workers', type=int, default=min(2, os.cpu_count() or 1), help='nbdev processing worker processes (default 2)')
     ap.add_argument('--keep-going', action='store_true', help='leave out notebooks that nbdev fails to process, with a warning')
     ap.add_argument('--serve', nargs='?', const=8000, type=int, metavar='PORT', help='serve the site on 127.0.0.1 after building')
     ap.add_argument('--sidebar', action='store_true', help='only rewrite nbs/sidebar.yml from the notebooks that exist')
