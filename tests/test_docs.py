@@ -257,11 +257,22 @@ def test_screenshots_of_proofs_and_results(site):
     for o in outs:
         if 'experiment' not in o and 'reproduce' not in o: continue
         b.goto(site['url'] + o)
-        rect = b.eval("""(() => { const t = document.querySelector('main .cell-output table, main .cell-output img') || document.querySelector('main table'); if (!t) return null;
+        rect = b.eval("""(() => { const t = document.querySelector('main .cell-output table, main .cell-output img')
+                               || [...document.querySelectorAll('main h2, main h3')].filter(h => /result/i.test(h.textContent))
+                                    .map(h => h.nextElementSibling).find(e => e) || document.querySelector('main table');
+                           if (!t) return null;
                            const r = t.getBoundingClientRect(); return {x: 0, y: r.top + window.scrollY - 120}; })()""")
         if rect:
             shots.append(b.screenshot(ARTIFACTS/f'results_{Path(o).stem.replace(".", "_")}.png',
                                       {'x': 0, 'y': max(rect['y'], 0), 'width': 1280, 'height': 1200}))
+    # a table a cell printed (stored output), experiments pages first
+    for o in sorted(outs, key=lambda o: ('experiment' not in o and 'reproduce' not in o, o)):
+        b.goto(site['url'] + o)
+        rect = b.eval("""(() => { const t = document.querySelector('main .cell-output table'); if (!t) return null;
+                           const r = t.getBoundingClientRect(); return {x: 0, y: r.top + window.scrollY - 120}; })()""")
+        if rect:
+            shots.append(b.screenshot(ARTIFACTS/'results_table.png', {'x': 0, 'y': max(rect['y'], 0), 'width': 1280, 'height': 1000}))
+            break
     assert (ARTIFACTS/'home.png').stat().st_size > 10_000
     for s in shots: assert s.stat().st_size > 10_000
 
