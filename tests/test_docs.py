@@ -298,6 +298,19 @@ def test_nbdev_links_resolve_inside_the_site(site):
     assert 'reprbook.github.io' not in re.sub(r'<link[^>]*>', '', core.split('<main', 1)[1])
     # API reference from show_doc, hidden cells removed
     assert 'show_doc(' not in core and '#| export' not in core and 'nbdev_export' not in core
+    # every link between pages reaches a page, and a link to a public top-level name reaches its show_doc heading
+    # (nbdev also links methods and private names, which have no heading unless a notebook calls show_doc on them)
+    ids = {p.relative_to(site['out']).as_posix(): set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in site['out'].rglob('*.html')}
+    bad = []
+    for page, _ in ids.items():
+        body = (site['out']/page).read_text().split('<main', 1)[1]
+        for href in re.findall(r'<a\b[^>]*?\bhref="([^"]*)"', body):
+            if re.match(r'^[a-z][a-z0-9+.-]*:', href): continue
+            target, _, frag = href.partition('#')
+            target = os.path.normpath(os.path.join(os.path.dirname(page), target)) if target else page
+            if target not in ids: bad.append(f'{page}: {href}')
+            elif frag and '.' not in frag and not frag.startswith('_') and frag not in ids[target]: bad.append(f'{page}: {href}')
+    assert not bad, bad
     search = json.loads((site['out']/'search.json').read_text())
     assert {'objectID', 'href', 'title', 'section', 'text'} <= set(search[0])
 
@@ -312,6 +325,12 @@ def test_sidebar_yml_is_valid_for_quarto():
     titles = [c['section'] for c in contents if isinstance(c, dict)]
     order = list(build_docs.CHAPTERS.values()) + [build_docs.OTHER_SECTION]
     assert titles == sorted(titles, key=order.index)
+    # nbdev-docs rewrites nbs/nbdev.yml from pyproject.toml: it must come out identical, or the deploy dirties the tree
+    from nbdev.config import get_config
+    from nbdev.quarto import _nbdev_yml
+    cfg = get_config(ROOT)
+    vals = {k: cfg[k] for k in ['title', 'description', 'branch', 'git_url', 'doc_host', 'doc_baseurl']}
+    assert _nbdev_yml.format(doc_path=cfg.doc_path.name, **vals) == (build_docs.NBS/'nbdev.yml').read_text()
     q = yaml.safe_load((build_docs.NBS/'_quarto.yml').read_text())
     assert q['project']['type'] == 'website' and 'sidebar.yml' in q['metadata-files']
     assert q['format']['html']['html-math-method'] == 'katex'
