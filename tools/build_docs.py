@@ -229,6 +229,9 @@ def make_markdown() -> MarkdownIt:
     # Pandoc's tex_math_dollars: no space inside the dollars, no digit after the closing one, `$$` display anywhere
     md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True, allow_blank_lines=False,
            allow_labels=False)
+    # `$$...$$` inside a paragraph: Pandoc's <span class="math display"> (a div may not sit inside a <p>)
+    md.add_render_rule('math_inline_double',
+                       lambda self, tokens, idx, options, env: f'<span class="math display">{html.escape(tokens[idx].content)}</span>')
     md.use(attrs_plugin, spans=True)
     md.use(container_plugin, name='div', marker=':', validate=lambda params, *a: bool(params.strip()), render=_render_div)
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
