@@ -42,11 +42,13 @@ class Browser:
                 self.close(); raise RuntimeError('Chromium did not start (no DevToolsActivePort)')
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
-        for _ in range(50):
+        pages = []
+        for _ in range(100):
             targets = json.load(urllib.request.urlopen(f'http://127.0.0.1:{port}/json/list', timeout=10))
             pages = [t for t in targets if t.get('type') == 'page']
             if pages: break
             time.sleep(0.1)
+        if not pages: self.close(); raise RuntimeError('Chromium opened no page to drive')
         self.ws = websocket.create_connection(pages[0]['webSocketDebuggerUrl'], timeout=60, suppress_origin=True)
         self.next_id, self.events = 0, []
         for m in ('Page.enable', 'Runtime.enable', 'Log.enable', 'Network.enable'): self.send(m)
