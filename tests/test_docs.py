@@ -140,7 +140,7 @@ def _assert_git_clean_after(before, t_start):
     touched = [f for f in new if f.startswith(MAY_TOUCH) and (ROOT/f).exists() and (ROOT/f).stat().st_mtime >= t_start]
     assert not touched, f'the docs build changed files that git sees: {touched}'
     for d in ('_proc', '.cache/docs-npm', '.cache/docs-build', '_docs'):
-        assert subprocess.run(['git', 'check-ignore', '-q', d], cwd=ROOT).returncode == 0, f'{d} is not git-ignored'
+        assert subprocess.run(['git', 'check-ignore', '-q', f'{d}/page.html'], cwd=ROOT).returncode == 0, f'{d}/ is not git-ignored'
 
 
 @pytest.fixture(scope='module')
