@@ -18,6 +18,7 @@ Usage:
     python tools/build_docs.py                 # build into _docs/ (git-ignored)
     python tools/build_docs.py --serve 8000    # build, then serve on http://127.0.0.1:8000
     python tools/build_docs.py --sidebar       # only rewrite nbs/sidebar.yml from the notebooks that exist
+    python tools/build_docs.py --proc-only && nbdev-docs   # Quarto site; nbdev-docs reuses the processed notebooks
 Options: --out DIR, --force (re-process every notebook), --n-workers N (nbdev processing workers).
 """
 from __future__ import annotations
@@ -695,6 +696,8 @@ def main(argv=None):
     ap.add_argument('--out', type=Path, default=ROOT/'_docs', help='output folder (default: _docs/)')
     ap.add_argument('--force', action='store_true', help="re-process every notebook (ignore nbdev's _proc/ cache)")
     ap.add_argument('--n-workers', type=int, default=min(2, os.cpu_count() or 1), help='nbdev processing worker processes (default 2)')
+    ap.add_argument('--proc-only', action='store_true',
+                    help="only run nbdev's processing into _proc/ (then `nbdev-docs` reuses it, so Quarto never runs flagged cells)")
     ap.add_argument('--keep-going', action='store_true', help='leave out notebooks that nbdev fails to process, with a warning')
     ap.add_argument('--serve', nargs='?', const=8000, type=int, metavar='PORT', help='serve the site on 127.0.0.1 after building')
     ap.add_argument('--sidebar', action='store_true', help='only rewrite nbs/sidebar.yml from the notebooks that exist')
@@ -708,6 +711,10 @@ def main(argv=None):
         text = sidebar_yml(only=only)
         if (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() == text: log('nbs/sidebar.yml is up to date')
         else: (NBS/'sidebar.yml').write_text(text); log('wrote nbs/sidebar.yml')
+        return
+    if a.proc_only:
+        cache, failed = process_notebooks(force=a.force, n_workers=a.n_workers, keep_going=a.keep_going)
+        log(f'processed the notebooks into {cache}' + (f'; left out {failed}' if failed else ''))
         return
     info = build(a.out.resolve(), force=a.force, n_workers=a.n_workers, keep_going=a.keep_going)
     if a.serve is not None: serve(Path(info['out']), a.serve)
