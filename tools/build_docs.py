@@ -3,8 +3,8 @@
 The pages are nbdev's: every notebook goes through nbdev's own docs processing (`nbdev.serve.proc_nbs`, the step
 `nbdev-docs` runs before Quarto: `show_doc` API reference with docments, hidden and exported cells removed, backticked
 names linked through `reprbook/_modidx.py`, front matter from the `# title` / `> summary` cell; only cells holding imports,
-`show_doc` and exported code are executed, so experiment notebooks keep their stored outputs and never re-run long
-cells). This script then renders the processed notebooks to static HTML the way Quarto would for `nbs/_quarto.yml`:
+`show_doc` and exported code are executed, so experiment notebooks keep their stored outputs; unlike `nbdev-docs`, a
+cell flagged `slow`/`gpu`/`notest` is never executed, even when it holds an import). This script then renders the processed notebooks to static HTML the way Quarto would for `nbs/_quarto.yml`:
 Pandoc-flavoured Markdown through markdown-it-py and mdit-py-plugins (dollar math, `{...}` attributes, `:::` divs,
 footnotes, tables), Quarto's cell directives (`echo`, `output`, `include`, `code-fold`), Pandoc's heading identifiers
 (so nbdev's `page.html#name` links resolve), a sidebar grouped by chapter, an "On this page" table of contents and a
@@ -19,7 +19,8 @@ Usage:
     python tools/build_docs.py --serve 8000    # build, then serve on http://127.0.0.1:8000
     python tools/build_docs.py --sidebar       # only rewrite nbs/sidebar.yml from the notebooks that exist
     python tools/build_docs.py --proc-only && nbdev-docs   # Quarto site; nbdev-docs reuses the processed notebooks
-Options: --out DIR, --force (re-process every notebook), --n-workers N (nbdev processing workers).
+Options: --out DIR, --force (re-process every notebook), --n-workers N (nbdev processing workers, default 2),
+--keep-going (leave out, with a warning, notebooks that nbdev cannot process).
 """
 from __future__ import annotations
 
@@ -219,8 +220,7 @@ def _heading_ids(state):
         used.setdefault(hid, 0)
         tok.attrSet('id', hid)
         if attrs.get('class'): tok.attrSet('class', ' '.join(attrs['class']))
-        if 'unnumbered' not in attrs.get('class', []) or True:
-            toc.append((int(tok.tag[1]), hid, text.strip()))
+        toc.append((int(tok.tag[1]), hid, text.strip()))
 
 
 def make_markdown() -> MarkdownIt:
