@@ -15,14 +15,15 @@ from typing import Any, Iterable, Sequence
 
 # %% auto #0
 __all__ = ['ATOM_FEATURE_DIMS', 'BOND_FEATURE_DIMS', 'ATOM_FEATURE_NAMES', 'BOND_FEATURE_NAMES', 'MAX_SPD', 'H_MAX', 'PAIR_KEYS',
-           'CONF_STATUSES', 'HAS_3D_STATUSES', 'CONF_VERSION', 'DEEPCHEM_URL', 'MOLECULENET', 'HARTREE_TO_EV',
-           'QM9_ENERGY_TARGETS', 'SCAFFOLD_FUNCTION', 'QM9_ZIP_URL', 'QM9_UNCHARACTERIZED_URL', 'atom_features',
-           'bond_features', 'batched_shortest_paths', 'batched_path_edges', 'prepare_molecule', 'MolData',
-           'pair_features', 'pair_features_list', 'mol_to_graph', 'collate_molecules', 'embed_conformer',
-           'generate_conformers', 'LoadReport', 'MolDataset', 'molecules_from_smiles', 'load_molecule_csv',
-           'moleculenet_path', 'load_moleculenet', 'qm9_path', 'qm9_mol_from_xyz', 'load_qm9', 'murcko_scaffold',
-           'scaffold_groups', 'scaffold_split', 'check_scaffold_split', 'sample_path', 'qm9_npz_from_deepchem',
-           'download_qm9', 'inchikey', 'inchikey_overlap']
+           'CONF_STATUSES', 'HAS_3D_STATUSES', 'FEATURIZER_VERSION', 'CONF_VERSION', 'DEEPCHEM_URL', 'MOLECULENET',
+           'HARTREE_TO_EV', 'QM9_ENERGY_TARGETS', 'SCAFFOLD_FUNCTION', 'QM9_ZIP_URL', 'QM9_UNCHARACTERIZED_URL',
+           'atom_features', 'bond_features', 'batched_shortest_paths', 'batched_path_edges', 'prepare_molecule',
+           'MolData', 'pair_features', 'pair_features_list', 'mol_to_graph', 'collate_molecules', 'featurizer_config',
+           'check_featurizer_config', 'embed_conformer', 'generate_conformers', 'LoadReport', 'MolDataset',
+           'molecules_from_smiles', 'load_molecule_csv', 'moleculenet_path', 'load_moleculenet', 'qm9_path',
+           'qm9_mol_from_xyz', 'load_qm9', 'murcko_scaffold', 'scaffold_groups', 'scaffold_split',
+           'check_scaffold_split', 'sample_path', 'qm9_npz_from_deepchem', 'download_qm9', 'inchikey',
+           'inchikey_overlap']
 
 # %% ../../nbs/30_flexmol.data.ipynb #22ec7eac
 import numpy as np
@@ -328,6 +329,22 @@ def collate_molecules(data_list: Sequence[MolData], max_spd: int = MAX_SPD, h_ma
     batch.atom_mask, batch.x_dense, batch.z_dense, batch.degree_dense, batch.pos_dense = mask, x, z, deg, pos
     batch.spd_dense, batch.path_edges_dense, batch.path_len_dense = torch.from_numpy(spd), torch.from_numpy(paths), torch.from_numpy(plen)
     return batch
+
+# %% ../../nbs/30_flexmol.data.ipynb #0cc66681
+FEATURIZER_VERSION = 1
+
+def featurizer_config(explicit_h: bool = False, max_spd: int = MAX_SPD, h_max: int = H_MAX, fragments: str = 'largest') -> dict:
+    "Everything a checkpoint must store about the featuriser that produced its inputs."
+    return dict(featurizer_version=FEATURIZER_VERSION, explicit_h=explicit_h, max_spd=max_spd, h_max=h_max, fragments=fragments,
+                atom_feature_dims=list(ATOM_FEATURE_DIMS), bond_feature_dims=list(BOND_FEATURE_DIMS), rdkit=rdBase.rdkitVersion)
+
+def check_featurizer_config(stored: dict, current: dict | None = None, ignore: Sequence[str] = ('rdkit',)) -> None:
+    "Raise `ValueError` if a checkpoint's featuriser record differs from the current one (RDKit version only warned about)."
+    current = current or featurizer_config()
+    diff = {k: (stored.get(k), current.get(k)) for k in set(stored) | set(current) if k not in ignore and stored.get(k) != current.get(k)}
+    if diff: raise ValueError(f'featuriser mismatch between checkpoint and current data (checkpoint, now): {diff}; '
+                              'featurise the data with the checkpoint settings, e.g. explicit_h=' + str(stored.get('explicit_h')))
+    if stored.get('rdkit') != current.get('rdkit'): warnings.warn(f"checkpoint featurised with RDKit {stored.get('rdkit')}, now {current.get('rdkit')}")
 
 # %% ../../nbs/30_flexmol.data.ipynb #2a088c26
 CONF_VERSION = 1
