@@ -12,7 +12,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['SYNTHETIC', 'SYNTHETIC_TEST_RELATION', 'COUNTRIES', 'CPU_LP', 'CPU_LP_TEST_TRIPLES', 'MODELS', 'VARIANTS',
            'PAPER_NUMBERS', 'PAPER_RECIPES', 'run_kge', 'projection_stats', 'synthetic_jobs', 'countries_jobs',
-           'cpu_lp_jobs', 'run_jobs', 'load_runs', 'summarise', 'run_recipe', 'smoke', 'cpu', 'gpu']
+           'cpu_lp_jobs', 'run_jobs', 'load_runs', 'summarise', 'paired_differences', 'lp_table', 'run_recipe', 'smoke',
+           'cpu', 'gpu']
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #59a109cc
 import torch
@@ -128,6 +129,21 @@ def summarise(records: list[dict], metrics=('mrr', 'hits@1', 'hits@10'), by=('da
         rows.append(row)
     return rows
 
+# %% ../../nbs/23_rotpro.experiments.ipynb #43b58bd6
+def paired_differences(records: list[dict], against=('rotate', 'transe'), metric='mrr') -> list[dict]:
+    "Per graph: MRR of each Rot-Pro variant minus that of each baseline on the same seed, mean ± std over seeds."
+    by = {}
+    for r in records: by[(r['data'].split('_seed')[0], r.get('variant', r['model']), r['seed'])] = r[metric]
+    rows = []
+    for data in sorted({k[0] for k in by}):
+        for v in sorted({k[1] for k in by if k[0] == data and k[1].startswith('rotpro')}):
+            for b in against:
+                d = [by[(data, v, s)] - by[(data, b, s)] for s in sorted({k[2] for k in by}) if (data, v, s) in by and (data, b, s) in by]
+                if d:
+                    t = torch.tensor(d, dtype=torch.float64)
+                    rows.append({'data': data, 'comparison': f'{v} − {b}', 'seeds': len(d), f'Δ{metric}': f'{t.mean():+.3f} ± {t.std():.3f}' if len(d) > 1 else f'{t.item():+.3f}'})
+    return rows
+
 # %% ../../nbs/23_rotpro.experiments.ipynb #2668d75f
 PAPER_NUMBERS = [  # filtered test; MRR, H@1, H@3, H@10
     dict(data='FB15k-237', model='rotpro', mrr=.344, h1=.246, h3=.383, h10=.540, source='Rot-Pro paper via two third-party copies [THIRD-PARTY]'),
@@ -136,6 +152,19 @@ PAPER_NUMBERS = [  # filtered test; MRR, H@1, H@3, H@10
     dict(data='wn18rr', model='rotate', mrr=.476, h1=.428, h3=.492, h10=.571, source='RotatE paper (README, PapersWithCode)'),
     dict(data='YAGO3-10', model='rotpro', mrr=.542, h1=.443, h3=.596, h10=.699, source='Rot-Pro paper via hyper.ai / wizwand [THIRD-PARTY]'),
 ]
+
+# %% ../../nbs/23_rotpro.experiments.ipynb #b52b491b
+def lp_table(records: list[dict]) -> list[dict]:
+    "One row per run: our filtered test metrics beside the paper's (full-scale) numbers."
+    paper = {(p['data'], p['model']): p for p in PAPER_NUMBERS}
+    rows = []
+    for r in sorted(records, key=lambda r: (r['data'], r['model'])):
+        p = paper.get((r['data'], r['model']), {})
+        rows.append({'data': r['data'], 'model': r['model'], 'steps': r['steps'], 'MRR': round(r['mrr'], 3), 'MRR (realistic)': round(r['mrr_realistic'], 3),
+                     'MR': round(r['mr']), 'H@1': round(r['hits@1'], 3), 'H@10': round(r['hits@10'], 3), 'tied queries': r['n_tied'],
+                     'test triples': r.get('test_triples'), 'paper MRR': p.get('mrr', '–'), 'paper H@10': p.get('h10', '–'),
+                     'train s': r['train_s'], 'eval s': r['eval_s']})
+    return rows
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #f5b203e6
 _PEN = dict(alpha=5e-4, gamma_m=1e-6, beta=1.5)
