@@ -24,6 +24,7 @@ SCRIPT = textwrap.dedent('''
     torch.save({k: v.clone() for k, v in model.state_dict().items()}, out/f'rank{info.rank}.pt')
     assert isinstance(tr.model, torch.nn.parallel.DistributedDataParallel)
     print("rank", info.rank, 'world', info.world_size, 'loss', hist[-1]['loss'])
+    torch.distributed.barrier(); torch.distributed.destroy_process_group()   # exiting with gloo alive can abort
 ''')
 
 

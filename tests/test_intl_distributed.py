@@ -46,6 +46,7 @@ SCRIPT = textwrap.dedent('''
             err = (local.grad / W - rows(full.grad)).abs().max()
             assert err <= 1e-12, (impl, err)
     (Path(sys.argv[1]) / f'ok{r}').write_text(f'OK rank {r} world {W}')    # a file per rank: stdout lines interleave
+    torch.distributed.barrier(); torch.distributed.destroy_process_group()   # exiting with gloo alive can abort
 ''')
 
 
