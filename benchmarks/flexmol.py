@@ -1,6 +1,6 @@
 """FlexMol data benchmark: featurisation, shortest paths + path edges vs Graphormer's algorithm, conformers, model step.
 
-Run:  OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE REPRBOOK_DATA=/work/shared/data nice -n 10 python benchmarks/flexmol.py [--quick]
+Run:  OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE REPRBOOK_DATA=../shared/data nice -n 10 python benchmarks/flexmol.py [--quick]
 Writes results/flexmol/bench.json (+ .md) and prints a table. Speeds are molecules per CPU-second of this process on one
 thread (time.process_time, robust to other jobs on a shared machine), except conformers, which run in a worker process and
 are timed by wall clock. Ratios are measured in one run from interleaved repeats (median of the repeats).
