@@ -1,5 +1,6 @@
 """The shared Trainer runs unchanged under torchrun: two CPU processes (gloo) end with identical weights."""
-import os, subprocess, sys, socket, textwrap
+import textwrap
+from conftest import torchrun
 from pathlib import Path
 
 SCRIPT = textwrap.dedent('''
@@ -28,19 +29,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 def test_two_cpu_processes_end_identical(tmp_path):
     import torch
-    (tmp_path/'train.py').write_text(SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1'}
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
-                        '--master-port', str(free_port()), str(tmp_path/'train.py'), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = torchrun(SCRIPT, tmp_path)
     assert 'world 2' in r.stdout
     a, b = torch.load(tmp_path/'rank0.pt'), torch.load(tmp_path/'rank1.pt')
     assert a.keys() == b.keys()

@@ -1,6 +1,7 @@
 """INTL whitening under torch.distributed: two CPU processes (gloo) gather their embeddings before whitening, and the result equals
 single-process whitening of the concatenated batch, values and gradients (the official FullGatherLayer semantics)."""
-import os, subprocess, sys, socket, textwrap
+import textwrap
+from conftest import torchrun
 
 SCRIPT = textwrap.dedent('''
     import sys, torch
@@ -50,16 +51,6 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-
 def test_gathered_whitening_equals_single_process(tmp_path):
-    (tmp_path/'dist_intl.py').write_text(SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MASTER_ADDR': '127.0.0.1'}
-    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-addr', '127.0.0.1',
-                        '--master-port', str(free_port()), str(tmp_path/'dist_intl.py'), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = torchrun(SCRIPT, tmp_path)
     for rank in (0, 1): assert (tmp_path/f'ok{rank}').read_text() == f'OK rank {rank} world 2', r.stdout + r.stderr
