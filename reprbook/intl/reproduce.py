@@ -117,27 +117,17 @@ def load_runs(out_dir: str | Path) -> dict[str, dict]:
 # %% ../../nbs/12_intl.experiments.ipynb #1c2f11f4
 def linear_toy(variant: str = 'intl', sigma: float = 0.3, steps: int = 1000, seed: int = 0, beta: float | None = None,
                p: float | None = None, T: int = 4, d_in: int = 64, d_out: int = 32, batch: int = 256, lr: float = 0.05) -> dict:
-    "Train the linear toy with `variant` in ('cosine', 'iternorm_only', 'intl', 'power'); return the final effective rank and spectrum of Wx."
-    from reprbook.intl.spectral import intl_loss, norm_mse, power_st, spectrum_stats
-    if variant not in ('cosine', 'iternorm_only', 'intl', 'power'): raise ValueError(f"variant={variant!r}: use cosine, iternorm_only, intl or power.")
+    "Train the linear toy (`reprbook.intl.spectral.linear_toy`) with `variant` in ('cosine', 'iternorm_only', 'intl', 'power'); return a record."
+    from reprbook.intl.spectral import intl_loss, norm_mse, power_st, linear_toy as train_toy
+    losses = {'cosine': norm_mse,
+              'iternorm_only': lambda z1, z2: intl_loss(z1, z2, T=T, beta=0.0, axis=1),
+              'intl': lambda z1, z2: intl_loss(z1, z2, T=T, beta=beta, axis=1),
+              'power': lambda z1, z2: norm_mse(power_st(z1, p, axis=1), power_st(z2, p, axis=1))}
+    if variant not in losses: raise ValueError(f"variant={variant!r}: use cosine, iternorm_only, intl or power.")
     if variant == 'power' and p is None: raise ValueError("variant='power' needs p.")
-    g = torch.Generator().manual_seed(seed)
-    W = torch.nn.Parameter(torch.randn(d_out, d_in, generator=g) / math.sqrt(d_in))
-    scale = (1 / torch.arange(1, d_in + 1, dtype=torch.float32)).sqrt()
-    opt = torch.optim.SGD([W], lr=lr, momentum=0.9)
-    for _ in range(steps):
-        x = torch.randn(batch, d_in, generator=g) * scale
-        z1 = (x + sigma * torch.randn(batch, d_in, generator=g)) @ W.T
-        z2 = (x + sigma * torch.randn(batch, d_in, generator=g)) @ W.T
-        if variant == 'cosine': loss = norm_mse(z1, z2)
-        elif variant == 'iternorm_only': loss = intl_loss(z1, z2, T=T, beta=0.0, axis=1)
-        elif variant == 'intl': loss = intl_loss(z1, z2, T=T, beta=beta, axis=1)
-        else: loss = norm_mse(power_st(z1, p, axis=1), power_st(z2, p, axis=1))
-        opt.zero_grad(); loss.backward(); opt.step()
-    with torch.no_grad():
-        st = spectrum_stats((torch.randn(4096, d_in, generator=g) * scale) @ W.T)
+    r = train_toy(losses[variant], sigma=sigma, steps=steps, seed=seed, d_in=d_in, d_out=d_out, batch=batch, lr=lr)
     return {'variant': variant, 'sigma': sigma, 'steps': steps, 'seed': seed, 'beta': beta, 'p': p,
-            'erank': st['effective_rank'], 'eigenvalues': st['eigenvalues'].tolist(), 'final_loss': float(loss.detach())}
+            'erank': r['effective_rank'], 'eigenvalues': r['eigenvalues'].tolist(), 'final_loss': r['final_loss']}
 
 # %% ../../nbs/12_intl.experiments.ipynb #4c7adab9
 TOY_BETAS = (0.02, 0.05, 0.1, 0.2)                   # 0.02 = the rule for n = d = 32
