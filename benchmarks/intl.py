@@ -2,7 +2,7 @@
 replication configuration, batched tensor augmentation vs the per-image torchvision pipeline, and peak memory.
 
 Speeds are ratios measured in this one run from interleaved repeats (medians). Writes results/intl/bench.json and
-prints a table. Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py [--threads 1] [--repeats 7] [--quick]
+prints a table. Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py [--threads 1] [--repeats 7] [--quick | --loss-only]
 """
 from __future__ import annotations
 import argparse, json, os, platform, resource, statistics, sys, time
@@ -23,24 +23,35 @@ def timed(fn) -> float:
     t = time.perf_counter(); fn(); return time.perf_counter() - t
 
 def loss_case(m: int, d: int, axis: int, repeats: int, seed: int = 0) -> dict:
+    """Forward+backward time of `intl_loss` on two (m, d) views: the Gram path with its default solver ('auto': 'eigh' on the CPU),
+    the Gram path with the coupled Newton-Schulz solver, and the reference that materialises the whitened views. Interleaved repeats."""
     g = torch.Generator().manual_seed(seed)
     z1, z2 = torch.randn(m, d, generator=g), torch.randn(m, d, generator=g)
-    def run(impl):
+    def run(impl, solver='auto'):
         a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-        loss = intl_loss(a, b, axis=axis, impl=impl); loss.backward()
+        loss = intl_loss(a, b, axis=axis, impl=impl, solver=solver); loss.backward()
         return loss.detach(), a.grad, b.grad
-    # correctness: same values and gradients
-    lg, ga1, ga2 = run('gram'); lr, gr1, gr2 = run('reference')
+    variants = {'gram': lambda: run('gram'), 'gram_ns': lambda: run('gram', 'ns'), 'reference': lambda: run('reference')}
+    if axis == 1: variants.pop('gram_ns')                     # the batch axis always takes the reference path
+    out = {'m': m, 'd': d, 'axis': axis, 'repeats': repeats}
+    lr, gr1, gr2 = variants['reference']()
     scale = max(gr1.abs().max().item(), gr2.abs().max().item())
-    diff = {'loss_abs_diff': abs(lg - lr).item(), 'loss_rel_diff': abs(lg - lr).item() / abs(lr).item(),
-            'grad_max_abs_diff': max((ga1 - gr1).abs().max().item(), (ga2 - gr2).abs().max().item()), 'grad_max_abs': scale}
-    diff['grad_rel_diff'] = diff['grad_max_abs_diff'] / scale  # gradients are ~1e-5 in absolute terms: compare relative to the largest entry
-    tg, tr = [], []
+    for name in variants:
+        if name == 'reference': continue
+        lg, ga1, ga2 = variants[name]()
+        tag = '' if name == 'gram' else f'{name}_'
+        out[f'{tag}loss_abs_diff'] = abs(lg - lr).item(); out[f'{tag}loss_rel_diff'] = abs(lg - lr).item() / abs(lr).item()
+        out[f'{tag}grad_max_abs_diff'] = max((ga1 - gr1).abs().max().item(), (ga2 - gr2).abs().max().item())
+        out[f'{tag}grad_rel_diff'] = out[f'{tag}grad_max_abs_diff'] / scale  # gradients are ~1e-5 in absolute terms: compare to the largest entry
+    out['grad_max_abs'] = scale
+    times = {k: [] for k in variants}
     for _ in range(repeats):  # interleaved
-        tg.append(timed(lambda: run('gram'))); tr.append(timed(lambda: run('reference')))
-    return {'m': m, 'd': d, 'axis': axis, 'gram_ms': 1e3 * statistics.median(tg), 'reference_ms': 1e3 * statistics.median(tr),
-            'speedup': statistics.median(tr) / statistics.median(tg),
-            'speedup_pairwise_median': statistics.median(r / g for g, r in zip(tg, tr)), 'repeats': repeats, **diff}
+        for k, f in variants.items(): times[k].append(timed(f))
+    for k, ts in times.items(): out[f'{k}_ms'] = 1e3 * statistics.median(ts)
+    out['speedup'] = out['reference_ms'] / out['gram_ms']
+    out['speedup_pairwise_median'] = statistics.median(r / g for g, r in zip(times['gram'], times['reference']))
+    if 'gram_ns' in times: out['speedup_ns'] = out['reference_ms'] / out['gram_ns_ms']
+    return out
 
 def train_throughput(method: str, steps: int, train_x: torch.Tensor) -> dict:
     cfg = replication_config(method)
@@ -79,12 +90,18 @@ def aug_throughput(x: torch.Tensor, repeats: int) -> dict:
     out['speedup_vs_v2_float'] = out['tensor_images_per_s'] / out['v2_float_per_image_images_per_s']
     return out
 
+def _loss_table(rows):
+    return [{'m': r['m'], 'd': r['d'], 'axis': r['axis'], 'gram ms': r.get('gram_ms'), 'gram (ns) ms': r.get('gram_ns_ms'),
+             'reference ms': r.get('reference_ms'), 'speedup': r.get('speedup'), 'speedup (ns)': r.get('speedup_ns'),
+             'loss rel diff': r.get('loss_rel_diff'), 'max grad diff / max grad': r.get('grad_rel_diff'), 'note': r.get('skipped', '')} for r in rows]
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--repeats', type=int, default=7)
     ap.add_argument('--train-steps', type=int, default=8)
     ap.add_argument('--quick', action='store_true', help='small sizes only (a smoke test of the script)')
+    ap.add_argument('--loss-only', action='store_true', help='only the loss timings (channel axis), written to bench_loss.json')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -95,6 +112,11 @@ def main(argv=None):
     rows = []
     for m, d in sizes:
         rows.append(loss_case(m, d, 0, a.repeats)); print(rows[-1], flush=True)
+    if a.loss_only:
+        rec['loss'] = rows
+        out = Path(a.out) if a.out else results_dir('intl')/'bench_loss.json'
+        with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
+        print(markdown_table(_loss_table(rows))); return rec
     for m, d in sizes:
         if d > 2048:  # a d×d Newton-Schulz at d = 8192 takes minutes per call on one CPU core
             rows.append({'m': m, 'd': d, 'axis': 1, 'skipped': 'd=8192 batch-axis whitening needs 8192x8192 matmuls (minutes per call on 1 CPU thread)'}); continue
@@ -110,10 +132,7 @@ def main(argv=None):
     rec['peak_rss_mb'] = peak_rss_mb(); rec['total_s'] = time.perf_counter() - t_start
     out = Path(a.out) if a.out else results_dir('intl')/('bench_quick.json' if a.quick else 'bench.json')
     with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
-    table = [{'m': r['m'], 'd': r['d'], 'axis': r['axis'], 'gram ms': r.get('gram_ms'), 'reference ms': r.get('reference_ms'),
-              'speedup': r.get('speedup'), 'loss rel diff': r.get('loss_rel_diff'), 'max grad diff / max grad': r.get('grad_rel_diff'),
-              'note': r.get('skipped', '')} for r in rows]
-    print(markdown_table(table))
+    print(markdown_table(_loss_table(rows)))
     au = rec['augmentation']
     print(markdown_table([{'pipeline': 'tensor (batched, ours)', 'images/s (2 views)': au['tensor_images_per_s']},
                           {'pipeline': 'torchvision v2 per image, PIL', 'images/s (2 views)': au['pil_images_per_s']},

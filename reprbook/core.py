@@ -278,11 +278,23 @@ def dist_info() -> DistInfo:
 class NonFiniteLossError(FloatingPointError):
     "A training loss became NaN or infinite; the last good checkpoint is kept."
 
+def _log_value(v):
+    "A step log as a float, or as a float64 CPU tensor when it has more than one element (a spectrum): both average per epoch."
+    if isinstance(v, torch.Tensor) and v.numel() > 1: return v.detach().to('cpu', torch.float64)
+    return float(v)
+
+def _epoch_mean(total, count: int):
+    m = total / max(count, 1)
+    return m.tolist() if isinstance(m, torch.Tensor) else m
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 class Trainer:
-    "One training loop for every chapter: progress bar, per-epoch logs, atomic checkpoints, exact resume, a NaN/Inf guard, DDP."
+    """One training loop for every chapter: progress bar, per-epoch logs, atomic checkpoints, exact resume, a NaN/Inf guard, DDP.
+
+    `step_fn(model, batch)` returns the loss or `(loss, logs)`; each log is averaged over the epoch's steps into `history`.
+    A log may be a tensor with several elements (e.g. a spectrum): it is averaged elementwise and stored as a list."""
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: Callable,
                  scheduler=None, run_dir: str | os.PathLike | None = None, ckpt_every: int | None = None,
                  grad_clip: float | None = None, callbacks: Iterable[Callable] = (), after_step: Iterable[Callable] = (),
@@ -376,7 +388,7 @@ class Trainer:
                 if self.scheduler is not None: self.scheduler.step()
                 self.step += 1; self.batch_in_epoch += 1
                 for hook in self.after_step: hook(self)
-                logs = {'loss': loss.item(), **{k: float(v) for k, v in logs.items()}}
+                logs = {'loss': loss.item(), **{k: _log_value(v) for k, v in logs.items()}}
                 for k, v in logs.items(): self._sums[k] = self._sums.get(k, 0.0) + v
                 self._count += 1
                 bar.set_postfix(loss=f"{logs['loss']:.4g}")
@@ -386,7 +398,7 @@ class Trainer:
             if max_steps is not None and self.step >= max_steps and (total is None or self.batch_in_epoch < total):
                 self.save(); self._last_saved_step = self.step
                 break
-            logs = {'epoch': self.epoch + 1, 'step': self.step, **{k: v / max(self._count, 1) for k, v in self._sums.items()},
+            logs = {'epoch': self.epoch + 1, 'step': self.step, **{k: _epoch_mean(v, self._count) for k, v in self._sums.items()},
                     'lr': self.optimizer.param_groups[0]['lr'], 'epoch_time_s': time.perf_counter() - t0}
             self.epoch += 1; self.batch_in_epoch = 0; self._sums, self._count = {}, 0
             for cb in self.callbacks: cb(self, self.epoch, logs)

@@ -6,14 +6,15 @@ import dataclasses, json, math, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['REPLICATION', 'METHOD_OVERRIDES', 'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'GPU_TRUNCATED', 'replication_config',
-           'run_one', 'run_queue', 'replication_jobs', 'run_replication', 'extra_seed_jobs', 'replication_table',
-           'load_runs', 'linear_toy', 'toy_sweeps', 'smoke', 'cpu', 'gpu']
+__all__ = ['REPLICATION', 'METHOD_OVERRIDES', 'POWER_PS', 'SPEC_SCALE', 'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'GPU_TRUNCATED',
+           'replication_config', 'run_one', 'run_queue', 'replication_jobs', 'run_replication', 'extra_seed_jobs',
+           'power_sweep_jobs', 'spec_scale_jobs', 'replication_table', 'load_runs', 'linear_toy', 'toy_sweeps', 'smoke',
+           'cpu', 'gpu']
 
 # %% ../../nbs/12_intl.experiments.ipynb #bac5a4a7
 import torch
 from ..core import atomic_write, cache_dir, experiment, NonFiniteLossError, results_dir
-from .ssl import (SSLConfig, recipe, load_data, train_ssl, ImageData, RECIPES)
+from .ssl import (SSLConfig, recipe, load_data, train_ssl, ImageData, RECIPES, spectrum_csv)
 
 # %% ../../nbs/12_intl.experiments.ipynb #386b744b
 REPLICATION = dict(train_per_class=500, test_per_class=200, width=16, proj_hidden=512, proj_dim=512, img_size=16,
@@ -35,7 +36,8 @@ def _round(o, sig: int = 5):
 
 def run_one(cfg: SSLConfig, name: str, out_dir: str | Path, train: ImageData | None = None, test: ImageData | None = None,
             progress: bool = True, device: str | None = None) -> dict:
-    "Train and evaluate `cfg` (checkpoints in the cache, resumable), write `out_dir/<name>.json`; a diverged run is recorded as such."
+    """Train and evaluate `cfg` (checkpoints in the cache, resumable), write `out_dir/<name>.json`; a diverged run is recorded as such.
+    INTL-family runs also write `out_dir/<name>.inloss.csv`: the per-epoch averages of the per-batch in-loss spectra."""
     out = Path(out_dir)/f'{name}.json'
     if out.exists(): return json.loads(out.read_text())
     run_dir = cache_dir('intl_runs', Path(out_dir).name, name)
@@ -46,6 +48,9 @@ def run_one(cfg: SSLConfig, name: str, out_dir: str | Path, train: ImageData | N
     except NonFiniteLossError as e:
         rec, status = {'config': dataclasses.asdict(cfg), 'error': str(e)}, 'diverged'
     rec.update(name=name, status=status, wall_s=time.perf_counter() - t0, threads=torch.get_num_threads())
+    if rec.get('history') and 'in_eig' in rec['history'][0]:       # per-batch in-loss spectra: CSV beside the JSON, scalars only in the JSON
+        spectrum_csv(rec['history'], Path(out_dir)/f'{name}.inloss.csv')
+        rec['history'] = [{k: v for k, v in h.items() if k not in ('in_eig', 'out_eig')} for h in rec['history']]
     with atomic_write(out, 'w') as f: json.dump(_round(rec), f)
     return rec
 
@@ -66,7 +71,9 @@ def replication_jobs() -> list[tuple[str, SSLConfig]]:
     return jobs + [(f'intl_s{s}', replication_config('intl', s)) for s in (1, 2)]
 
 def run_replication(out_dir: str | Path, progress: bool = True) -> None:
-    "The whole CPU queue, in priority order: `replication_jobs()`, seeds 1-2 of the strongest baseline at seed 0 (by 5-NN), INTL and Barlow Twins at lr 0.1, INTL with β ∈ {0.1, 0.2, 0.01}, then `extra_seed_jobs()`."
+    """The whole CPU queue, in priority order: `replication_jobs()`, seeds 1-2 of the strongest baseline at seed 0 (by 5-NN), INTL and Barlow Twins at lr 0.1,
+    INTL with β ∈ {0.1, 0.2, 0.01}, `extra_seed_jobs()`, then `power_sweep_jobs()` and `intl_rerun_s0` (INTL seed 0 again, with the per-batch
+    in-loss spectra and the eigendecomposition solver, the default since they were added)."""
     out_dir = Path(out_dir)
     run_queue(replication_jobs(), out_dir, progress)
     def knn5(name):
@@ -79,6 +86,7 @@ def run_replication(out_dir: str | Path, progress: bool = True) -> None:
     run_queue([(f'{m}_lr0.1_s0', replication_config(m, 0, lr=0.1)) for m in ('intl', 'barlow')], out_dir, progress)
     run_queue([(f'intl_beta{b}_s0', replication_config('intl', method_kwargs={'beta': b})) for b in (0.1, 0.2, 0.01)], out_dir, progress)
     run_queue(extra_seed_jobs(), out_dir, progress)
+    run_queue(power_sweep_jobs() + [('intl_rerun_s0', replication_config('intl', 0))], out_dir, progress)
 
 def extra_seed_jobs() -> list[tuple[str, SSLConfig]]:
     "Last in the queue (run because time was left): seeds 1-2 of Barlow Twins at lr 0.3, of INTL and Barlow Twins at lr 0.1 and of INTL at β = 0.1; W-MSE at lr 0.1."
@@ -86,6 +94,19 @@ def extra_seed_jobs() -> list[tuple[str, SSLConfig]]:
                                                                                  ('barlow', '_lr0.1', {'lr': 0.1})) for s in (1, 2)]
     jobs += [(f'intl_beta0.1_s{s}', replication_config('intl', s, method_kwargs={'beta': 0.1})) for s in (1, 2)]
     return jobs + [('wmse_lr0.1_s0', replication_config('wmse', 0, lr=0.1))]
+
+POWER_PS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0)
+
+def power_sweep_jobs() -> list[tuple[str, SSLConfig]]:
+    "Power-function ST $g(\\lambda)=\\lambda^{-p}$ on the channel axis (normalised MSE after the transform, no trace loss) for each p in `POWER_PS`, seed 0, the replication budget."
+    return [(f'power_p{p}_s0', replication_config('power', 0, method_kwargs={'p': p})) for p in POWER_PS]
+
+SPEC_SCALE = dict(REPLICATION, train_per_class=1000, test_per_class=None, img_size=32, epochs=40, knn_every=5, probe_size=2048)
+
+def spec_scale_jobs() -> list[tuple[str, SSLConfig]]:
+    "The spec's CPU plan (§5.3): 10k training images at 32×32, the full 10k test set, 40 epochs; INTL, VICReg (lr 0.1) and Barlow Twins, seed 0."
+    return [('intl_s0', replication_config('intl', 0, base=SPEC_SCALE)), ('vicreg_lr0.1_s0', replication_config('vicreg', 0, base=SPEC_SCALE, lr=0.1)),
+            ('barlow_s0', replication_config('barlow', 0, base=SPEC_SCALE))]
 
 # %% ../../nbs/12_intl.experiments.ipynb #cbfbe27d
 def replication_table(out_dir: str | Path) -> list[dict]:

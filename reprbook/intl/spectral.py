@@ -275,20 +275,59 @@ class _CoupledNS(torch.autograd.Function):
     def backward(ctx, gP, gs):
         return _ns_backward(ctx.saved, gP, gs), None
 
+# %% ../../nbs/10_intl.spectral.ipynb #217032e4
+def _divided_differences(lam: torch.Tensor, T: int):
+    r"""$f_T(\lambda)$, $h(\lambda)=\lambda f_T(\lambda)^2$ and the divided-difference matrices $F_f[i,j]=f_T[\lambda_i,\lambda_j]$,
+    $F_h[i,j]=h[\lambda_i,\lambda_j]$ for a (batch of) eigenvalue vectors, by the product-rule recursion (exact for repeated eigenvalues)."""
+    one = torch.ones_like(lam)
+    f, D = one, torch.zeros(*lam.shape, lam.shape[-1], dtype=lam.dtype, device=lam.device)
+    for _ in range(T):
+        c = (3 - lam * f * f) / 2                                          # f_k = f_{k-1} c
+        # [x,y]f_k = D_ij (c_j - f_i² λ_j/2 - f_i f_j λ_j/2) - f_i³/2: a rank-3 multiplier and a column offset
+        R = torch.stack([one, f * f, f], -1) @ torch.stack([c, -lam / 2, -f * lam / 2], -2)
+        D = torch.addcmul((-(f ** 3) / 2).unsqueeze(-1), D, R)
+        f = f * c
+    Rh = torch.stack([f, one], -1) @ torch.stack([lam, f * lam], -2)
+    return f, lam * f * f, D, torch.addcmul((f * f).unsqueeze(-1), D, Rh)
+
+def _eigh_forward(S: torch.Tensor, T: int):
+    r"""$P_T=f_T(S)$ and $s=\operatorname{diag}(P_TSP_T)$ from one eigendecomposition, with what `_eigh_backward` needs.
+    Same outputs as `_ns_forward` up to rounding."""
+    lam, U = torch.linalg.eigh(S)
+    _, _, Ff, Fh = _divided_differences(lam, T)
+    P = (U * ns_poly(lam, T).unsqueeze(-2)) @ U.mT
+    s = torch.linalg.vecdot(P, S @ P)                                   # not (U∘U) h(λ): see the text above
+    return P, s, (U, Ff, Fh)
+
+def _eigh_backward(saved, gP: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
+    r"""Daleckii–Krein adjoint of `_eigh_forward`: $\bar S=U[F_f\circ(U^\top\bar PU)+F_h\circ(U^\top\operatorname{diag}(\bar s)U)]U^\top$
+    (use only its symmetric part, as for `_ns_backward`)."""
+    U, Ff, Fh = saved
+    K = Ff * (U.mT @ gP @ U)
+    K.addcmul_(Fh, (U.mT * gs.unsqueeze(-2)) @ U)
+    return U @ K @ U.mT
+
+_SOLVERS = {'ns': (_ns_forward, _ns_backward), 'eigh': (_eigh_forward, _eigh_backward)}
+
+def _resolve_solver(solver: str, device: torch.device) -> str:
+    if solver not in ('auto', 'ns', 'eigh'): raise ValueError(f"solver={solver!r}: use 'auto' (eigh on CPU, Newton-Schulz elsewhere), 'eigh' or 'ns'.")
+    return ('eigh' if device.type == 'cpu' else 'ns') if solver == 'auto' else solver
+
 # %% ../../nbs/10_intl.spectral.ipynb #1d159d89
 class _GramINTL(torch.autograd.Function):
     r"""The channel-axis INTL loss from the stacked Gram blocks $G$ ($V\times m\times m$) and $C$ ($(V-1)\times m\times m$) of `_CentredGrams`,
-    with a hand-written backward. Returns `(loss, nmse per pair, trace loss per view)`; only `loss` is differentiable.
+    with a hand-written backward; `solver` is `'ns'` (coupled Newton–Schulz) or `'eigh'` (one eigendecomposition). Returns `(loss, nmse per pair, trace loss per view)`; only `loss` is differentiable.
 
     With $t_v=\operatorname{tr}G_{vv}$, $S_v=G_{vv}/t_v$, $(P_v,s_v)$ from `_ns_forward`, $n_{v,i}=\max(\sqrt{(d-1)s_{v,i}},10^{-12})$ (= $\lVert\hat z_{v,i}\rVert$
     clamped like `F.normalize`), $c_v=\sqrt{(d-1)/t_v}$ and $e_{v,i}=(P_v^\top C_vP_1)_{ii}$:
     $\cos_{v,i}=c_vc_1e_{v,i}/(n_{v,i}n_{1,i})$, $\ell_{nmse}=2-\frac2m\sum_i\cos_{v,i}$, $\ell_{tr}(\hat Z_v)=\sum_i(s_{v,i}-1)^2$."""
     @staticmethod
-    def forward(ctx, G, C, T, beta, anchor_trace, d):
+    def forward(ctx, G, C, T, beta, anchor_trace, d, solver='ns'):
         V, m = G.shape[0], G.shape[-1]
         t = G.diagonal(dim1=-2, dim2=-1).sum(-1)
         S = G / t[:, None, None]
-        P, s, saved = _ns_forward(S, T)
+        forward, ctx.adjoint = _SOLVERS[solver]
+        P, s, saved = forward(S, T)
         c = ((d - 1) / t).sqrt()
         nsq = (d - 1) * s
         n = nsq.clamp_min(1e-24).sqrt()
@@ -324,16 +363,16 @@ class _GramINTL(torch.autograd.Function):
         gP[0] = (ge.unsqueeze(-1) * A).sum(0).T
         torch.matmul(C, P[0] * ge.unsqueeze(-2), out=gP[1:])               # C_v gA_vᵀ
         gC = P[1:] @ gA
-        gS = _ns_backward(ctx.saved, gP, gs)
+        gS = ctx.adjoint(ctx.saved, gP, gs)
         gt = -gc * c / (2 * t) - (gS * S).sum((-2, -1)) / t               # c = sqrt((d-1)/t) and S = G / t
         gG = gS / t[:, None, None]
         gG.diagonal(dim1=-2, dim2=-1).add_(gt[:, None])                   # t = tr G
-        return gG, gC, None, None, None, None
+        return gG, gC, None, None, None, None, None
 
-def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool):
+def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto'):
     "Channel-axis INTL loss from Gram blocks (never forms the whitened outputs). Returns (loss, nmse per pair, trace loss per view)."
     G, C = _CentredGrams.apply(*zs)
-    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1])
+    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1], _resolve_solver(solver, G.device))
     return loss, list(nmse), list(tls)
 
 # %% ../../nbs/10_intl.spectral.ipynb #e25a65f9
@@ -353,16 +392,18 @@ def _combine(nmse, tls, beta, anchor_trace):
 
 def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 4, beta: float | None = None, axis: int = 0,
               impl: str = 'gram', whiten_dtype=torch.float32, gather_fn: Callable | None = None,
-              anchor_trace: bool = True, return_terms: bool = False):
+              anchor_trace: bool = True, return_terms: bool = False, solver: str = 'auto'):
     r"""The INTL objective for $V\ge2$ crops, view 1 (`z1`) being the anchor:
     $$\mathcal L=\frac1{V-1}\sum_{v=2}^V\Big[\ell_{nmse}(\hat Z^{(v)},\hat Z^{(1)})+\beta\big(\ell_{tr}(\hat Z^{(v)})+\ell_{tr}(\hat Z^{(1)})\big)\Big],\quad\hat Z=\mathrm{IterNorm}_T(Z).$$
     `beta=None` uses `intl_beta(n)`, n = size of the whitened axis of the (gathered) batch. `anchor_trace=False` drops
     $\ell_{tr}(\hat Z^{(1)})$ (INTL-M: the anchor is the no-grad momentum key). `impl='gram'` (default) computes the channel-axis
     loss from $m\times m$ Gram blocks without forming $\hat Z$ (same values and gradients as `impl='reference'`, which whitens
-    every view as the official code does; for axis 1, and with `whiten_dtype='autocast'`, both use the reference path). `return_terms=True` returns
+    every view as the official code does; for axis 1, and with `whiten_dtype='autocast'`, both use the reference path). `solver` picks how the
+    Gram path evaluates $P_T$: `'eigh'` (one eigendecomposition, fastest on CPU), `'ns'` (coupled Newton–Schulz, for GPUs) or `'auto'`. `return_terms=True` returns
     `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over the views whose trace loss is in the objective) and `beta`."""
     _check_axis(axis)
     if impl not in ('gram', 'reference'): raise ValueError(f"impl={impl!r}: use 'gram' (fast, default) or 'reference'.")
+    _resolve_solver(solver, torch.device('cpu'))
     if not (isinstance(T, int) and T >= 0): raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
     zs = [_gather(z, gather_fn) for z in (z1, z2, *more)]
     for i, z in enumerate(zs): check_embedding(z, axis, name=f'view {i + 1}')
@@ -372,7 +413,7 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     ctx, _ = _whitening_context(zs[0], whiten_dtype)
     zs = [_whitening_context(z, whiten_dtype)[1] for z in zs]
     with ctx:
-        if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str): loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace)
+        if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str): loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace, solver)
         else:
             nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
             loss = _combine(nmse, tls, beta, anchor_trace)
@@ -394,14 +435,16 @@ class INTLLoss(nn.Module):
     $\beta=0.01(\log_2n-3)$ unless given ($n$ = global batch for axis 0, $d$ for axis 1). No parameters, no buffers.
     Under `torch.distributed` the views are gathered from all ranks first (global statistics)."""
     def __init__(self, T: int = 4, axis: int = 0, beta: float | None = None, impl: str = 'gram', whiten_dtype=torch.float32,
-                 gather_fn: Callable | None = None, anchor_trace: bool = True):
+                 gather_fn: Callable | None = None, anchor_trace: bool = True, solver: str = 'auto'):
         super().__init__()
-        _check_axis(axis)
+        _check_axis(axis); _resolve_solver(solver, torch.device('cpu'))
+        self.solver = solver
         self.T, self.axis, self.beta, self.impl, self.whiten_dtype, self.gather_fn, self.anchor_trace = T, axis, beta, impl, whiten_dtype, gather_fn, anchor_trace
     def forward(self, z1, z2, *more, return_terms: bool = False):
         return intl_loss(z1, z2, *more, T=self.T, beta=self.beta, axis=self.axis, impl=self.impl, whiten_dtype=self.whiten_dtype,
-                         gather_fn=self.gather_fn, anchor_trace=self.anchor_trace, return_terms=return_terms)
-    def extra_repr(self): return f"T={self.T}, axis={self.axis}, beta={'rule' if self.beta is None else self.beta}, impl={self.impl!r}"
+                         gather_fn=self.gather_fn, anchor_trace=self.anchor_trace, return_terms=return_terms,
+                         solver=self.solver)
+    def extra_repr(self): return f"T={self.T}, axis={self.axis}, beta={'rule' if self.beta is None else self.beta}, impl={self.impl!r}, solver={self.solver!r}"
 
 # %% ../../nbs/10_intl.spectral.ipynb #9982733c
 def momentum_schedule(step: int, total_steps: int, m0: float = 0.996) -> float:

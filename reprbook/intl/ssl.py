@@ -15,10 +15,10 @@ from typing import Callable, Sequence
 __all__ = ['CIFAR10_CLASSES', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_MEAN', 'CIFAR10_STD', 'METHODS', 'RECIPES', 'ImageData',
            'decode_jpeg_zip', 'balanced_subset', 'load_cifar10', 'load_cifar10_sample', 'AugConfig', 'cifar_views',
            'crop_boxes', 'TensorAugment', 'eval_transform', 'torchvision_pipeline', 'resnet_backbone', 'projector',
-           'SSLNet', 'count_params', 'SSLMethod', 'INTL', 'IterNormOnly', 'INTLM', 'PlainCosine', 'PowerST',
-           'BarlowTwins', 'VICReg', 'cholesky_whiten', 'WMSE', 'make_method', 'extract_features', 'knn_classify',
-           'knn_accuracy', 'linear_probe', 'SSLConfig', 'recipe', 'load_data', 'warmup_cosine', 'SSLModel', 'build',
-           'SpectrumMonitor', 'evaluate', 'train_ssl']
+           'SSLNet', 'count_params', 'SSLMethod', 'inloss_spectrum', 'INTL', 'IterNormOnly', 'INTLM', 'PlainCosine',
+           'PowerST', 'BarlowTwins', 'VICReg', 'cholesky_whiten', 'WMSE', 'make_method', 'extract_features',
+           'knn_classify', 'knn_accuracy', 'linear_probe', 'SSLConfig', 'recipe', 'load_data', 'warmup_cosine',
+           'SSLModel', 'build', 'SpectrumMonitor', 'evaluate', 'train_ssl', 'spectrum_csv', 'plot_eigen_trajectories']
 
 # %% ../../nbs/11_intl.ssl.ipynb #5b1cf6f9
 import numpy as np
@@ -28,7 +28,7 @@ from torch import nn
 from ..core import (Trainer, atomic_write, cache_dir, data_dir, fetch, file_hash, seed_everything,
                            save_results, DataNotFoundError)
 from .spectral import (iternorm, trace_loss, norm_mse, intl_beta, intl_loss, intl_m_loss, INTLMomentum,
-                                    power_st, spectrum_stats)
+                                    power_st, spectrum_stats, covariance_eigenvalues, effective_rank, phi_T)
 
 # %% ../../nbs/11_intl.ssl.ipynb #a9474249
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -309,17 +309,34 @@ class SSLMethod(nn.Module):
     def forward(self, zs: Sequence[torch.Tensor]):
         raise NotImplementedError
 
+def inloss_spectrum(z: torch.Tensor, T: int = 4, axis: int = 0) -> dict:
+    r"""Diagnostics of the whitening inside the INTL loss for one view's embeddings (float64, no gradient): the normalised
+    spectrum $x=\lambda/\operatorname{tr}\Sigma$ of the whitened axis (`in_eig`, descending), the spectrum of $\hat Z$'s covariance
+    (`out_eig`), the largest gap between it and Lemma 1's prediction $\varphi^{\circ T}(x)$ (`out_pred_err`), the effective rank of $x$
+    and the trace of $\Sigma_{\hat Z}$ (the quantity the trace loss pushes up)."""
+    with torch.no_grad():
+        z = z.detach().double()
+        lam = covariance_eigenvalues(z, axis)
+        x = lam / lam.sum()
+        out = covariance_eigenvalues(iternorm(z, T, axis, whiten_dtype=torch.float64), axis)
+        return {'in_eig': x, 'out_eig': out, 'out_pred_err': (out - phi_T(x, T)).abs().max(),
+                'in_erank': effective_rank(x), 'out_trace': out.sum()}
+
 class INTL(SSLMethod):
-    "INTL: IterNorm (T steps, `axis`) + normalised MSE + β·trace loss; extra views are multi-crop views scored against view 1."
-    def __init__(self, T: int = 4, beta: float | None = None, axis: int = 0, impl: str = 'gram'):
-        super().__init__(); self.T, self.beta, self.axis, self.impl = T, beta, axis, impl
+    """INTL: IterNorm (T steps, `axis`) + normalised MSE + β·trace loss; extra views are multi-crop views scored against view 1.
+    In training mode, with `log_spectrum`, every step also logs `inloss_spectrum` of view 1 (averaged per epoch by `Trainer`)."""
+    def __init__(self, T: int = 4, beta: float | None = None, axis: int = 0, impl: str = 'gram', solver: str = 'auto',
+                 log_spectrum: bool = True):
+        super().__init__(); self.T, self.beta, self.axis, self.impl, self.solver, self.log_spectrum = T, beta, axis, impl, solver, log_spectrum
     def forward(self, zs):
-        loss, t = intl_loss(*zs, T=self.T, beta=self.beta, axis=self.axis, impl=self.impl, return_terms=True)
-        return loss, {'nmse': t['nmse'], 'trace': t['trace'], 'beta': t['beta']}
+        loss, t = intl_loss(*zs, T=self.T, beta=self.beta, axis=self.axis, impl=self.impl, solver=self.solver, return_terms=True)
+        logs = {'nmse': t['nmse'], 'trace': t['trace'], 'beta': t['beta']}
+        if self.training and self.log_spectrum: logs.update(inloss_spectrum(zs[0], self.T, self.axis))
+        return loss, logs
 
 class IterNormOnly(INTL):
     "Collapse control: INTL without the trace loss (β = 0)."
-    def __init__(self, T: int = 4, axis: int = 0): super().__init__(T=T, beta=0.0, axis=axis)
+    def __init__(self, T: int = 4, axis: int = 0, **kw): super().__init__(T=T, beta=0.0, axis=axis, **kw)
 
 class INTLM(SSLMethod):
     "INTL-M: momentum-network key on view 1 (no grad, no trace loss), online queries on views 2..V; EMA with the cosine schedule."
@@ -647,3 +664,29 @@ def train_ssl(cfg: SSLConfig, train: ImageData | None = None, test: ImageData | 
     if trainer.epoch >= cfg.epochs:
         rec['final'] = evaluate(model.net, train, test, cfg.img_size, cfg.linear_epochs, cfg.seed)
     return rec
+
+# %% ../../nbs/11_intl.ssl.ipynb #f7768cb8
+def spectrum_csv(history: list[dict], path: str | os.PathLike) -> Path:
+    "Write a training history to CSV (atomically): one row per epoch, scalar logs first, then each vector log as `<key>_<i>` columns."
+    import csv
+    scalars = [k for k in history[0] if not isinstance(history[0][k], (list, tuple))]
+    vectors = [k for k in history[0] if isinstance(history[0][k], (list, tuple))]
+    header = scalars + [f'{k}_{i}' for k in vectors for i in range(len(history[0][k]))]
+    path = Path(path)
+    with atomic_write(path, 'w') as f:
+        w = csv.writer(f); w.writerow(header)
+        for h in history: w.writerow([h.get(k, '') for k in scalars] + [x for k in vectors for x in h.get(k, [])])
+    return path
+
+def plot_eigen_trajectories(history: list[dict], key: str = 'in_eig', ax=None, n_lines: int = 16, title: str | None = None):
+    "Eigenvalues of `key` (a per-epoch vector log) against the epoch, log scale: `n_lines` evenly spaced ranks, coloured from largest to smallest."
+    import matplotlib.pyplot as plt
+    eig = np.array([h[key] for h in history if key in h], dtype=np.float64)
+    if eig.size == 0: raise KeyError(f"No {key!r} in the history; keys: {sorted(history[0])}.")
+    epochs = [h.get('epoch', i + 1) for i, h in enumerate(history) if key in h]
+    ax = ax or plt.gca()
+    ranks = np.unique(np.linspace(0, eig.shape[1] - 1, min(n_lines, eig.shape[1])).round().astype(int))
+    for j, r in enumerate(ranks):
+        ax.plot(epochs, np.clip(eig[:, r], 1e-12, None), color=plt.cm.viridis(j / max(len(ranks) - 1, 1)), lw=1, label=f'#{r + 1}' if j in (0, len(ranks) - 1) else None)
+    ax.set_yscale('log'); ax.set_xlabel('epoch'); ax.set_ylabel('eigenvalue'); ax.set_title(title or key); ax.legend(fontsize=7)
+    return ax
