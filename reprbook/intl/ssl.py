@@ -18,7 +18,8 @@ __all__ = ['CIFAR10_CLASSES', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_MEAN', 'CIF
            'SSLNet', 'count_params', 'SSLMethod', 'inloss_spectrum', 'INTL', 'IterNormOnly', 'INTLM', 'PlainCosine',
            'PowerST', 'BarlowTwins', 'VICReg', 'cholesky_whiten', 'WMSE', 'make_method', 'extract_features',
            'knn_classify', 'knn_accuracy', 'linear_probe', 'SSLConfig', 'recipe', 'load_data', 'warmup_cosine',
-           'SSLModel', 'build', 'SpectrumMonitor', 'evaluate', 'train_ssl', 'spectrum_csv', 'plot_eigen_trajectories']
+           'SSLModel', 'build', 'SpectrumMonitor', 'evaluate', 'train_ssl', 'spectrum_csv', 'read_spectrum_csv',
+           'plot_eigen_trajectories']
 
 # %% ../../nbs/11_intl.ssl.ipynb #5b1cf6f9
 import numpy as np
@@ -669,14 +670,34 @@ def train_ssl(cfg: SSLConfig, train: ImageData | None = None, test: ImageData | 
 def spectrum_csv(history: list[dict], path: str | os.PathLike) -> Path:
     "Write a training history to CSV (atomically): one row per epoch, scalar logs first, then each vector log as `<key>_<i>` columns."
     import csv
-    scalars = [k for k in history[0] if not isinstance(history[0][k], (list, tuple))]
-    vectors = [k for k in history[0] if isinstance(history[0][k], (list, tuple))]
-    header = scalars + [f'{k}_{i}' for k in vectors for i in range(len(history[0][k]))]
+    first = {}                                                    # every key of every epoch (k-NN is logged only every few epochs)
+    for h in history:
+        for k, v in h.items(): first.setdefault(k, v)
+    scalars = [k for k, v in first.items() if not isinstance(v, (list, tuple))]
+    vectors = [k for k, v in first.items() if isinstance(v, (list, tuple))]
+    header = scalars + [f'{k}_{i}' for k in vectors for i in range(len(first[k]))]
     path = Path(path)
     with atomic_write(path, 'w') as f:
         w = csv.writer(f); w.writerow(header)
-        for h in history: w.writerow([h.get(k, '') for k in scalars] + [x for k in vectors for x in h.get(k, [])])
+        for h in history: w.writerow([h.get(k, '') for k in scalars] + [x for k in vectors for x in h.get(k, [''] * len(first[k]))])
     return path
+
+def read_spectrum_csv(path: str | os.PathLike) -> list[dict]:
+    "Read a `spectrum_csv` file back into a history: numbers as floats, `<key>_<i>` columns regrouped into lists."
+    import csv, re
+    with open(path, newline='') as f: rows = list(csv.reader(f))
+    header, out = rows[0], []
+    groups = {}
+    for j, name in enumerate(header):
+        m = re.fullmatch(r'(.+)_(\d+)', name)
+        groups.setdefault(m.group(1) if m and not name.startswith('epoch') else name, []).append(j)
+    for r in rows[1:]:
+        h = {}
+        for key, cols in groups.items():
+            vals = [float(r[j]) if r[j] != '' else float('nan') for j in cols]
+            h[key] = vals if len(cols) > 1 else vals[0]
+        out.append(h)
+    return out
 
 def plot_eigen_trajectories(history: list[dict], key: str = 'in_eig', ax=None, n_lines: int = 16, title: str | None = None):
     "Eigenvalues of `key` (a per-epoch vector log) against the epoch, log scale: `n_lines` evenly spaced ranks, coloured from largest to smallest."
