@@ -293,7 +293,9 @@ def _divided_differences(lam: torch.Tensor, T: int):
 def _eigh_forward(S: torch.Tensor, T: int):
     r"""$P_T=f_T(S)$ and $s=\operatorname{diag}(P_TSP_T)$ from one eigendecomposition, with what `_eigh_backward` needs.
     Same outputs as `_ns_forward` up to rounding."""
-    lam, U = torch.linalg.eigh(S)
+    try: lam, U = torch.linalg.eigh(S)
+    except torch.linalg.LinAlgError:                                    # LAPACK's rare non-convergence in float32: retry in float64
+        lam, U = (x.to(S.dtype) for x in torch.linalg.eigh(S.double()))
     _, _, Ff, Fh = _divided_differences(lam, T)
     P = (U * ns_poly(lam, T).unsqueeze(-2)) @ U.mT
     s = torch.linalg.vecdot(P, S @ P)                                   # not (U∘U) h(λ): see the text above
