@@ -72,8 +72,8 @@ def replication_jobs() -> list[tuple[str, SSLConfig]]:
 
 def run_replication(out_dir: str | Path, progress: bool = True) -> None:
     """The whole CPU queue, in priority order: `replication_jobs()`, seeds 1-2 of the strongest baseline at seed 0 (by 5-NN), INTL and Barlow Twins at lr 0.1,
-    INTL with β ∈ {0.1, 0.2, 0.01}, `extra_seed_jobs()`, then `power_sweep_jobs()` and `intl_rerun_s0` (INTL seed 0 again, with the per-batch
-    in-loss spectra and the eigendecomposition solver, the default since they were added)."""
+    INTL with β ∈ {0.1, 0.2, 0.01}, `extra_seed_jobs()`, then `power_sweep_jobs()`, `intl_rerun_s0` (INTL seed 0 again, with the per-batch
+    in-loss spectra and the eigendecomposition solver, the default since they were added) and `intl_rerun_ns_s0` (the same with the Newton–Schulz solver)."""
     out_dir = Path(out_dir)
     run_queue(replication_jobs(), out_dir, progress)
     def knn5(name):
@@ -86,7 +86,8 @@ def run_replication(out_dir: str | Path, progress: bool = True) -> None:
     run_queue([(f'{m}_lr0.1_s0', replication_config(m, 0, lr=0.1)) for m in ('intl', 'barlow')], out_dir, progress)
     run_queue([(f'intl_beta{b}_s0', replication_config('intl', method_kwargs={'beta': b})) for b in (0.1, 0.2, 0.01)], out_dir, progress)
     run_queue(extra_seed_jobs(), out_dir, progress)
-    run_queue(power_sweep_jobs() + [('intl_rerun_s0', replication_config('intl', 0))], out_dir, progress)
+    run_queue(power_sweep_jobs() + [('intl_rerun_s0', replication_config('intl', 0)),
+                                     ('intl_rerun_ns_s0', replication_config('intl', 0, method_kwargs={'solver': 'ns'}))], out_dir, progress)
 
 def extra_seed_jobs() -> list[tuple[str, SSLConfig]]:
     "Last in the queue (run because time was left): seeds 1-2 of Barlow Twins at lr 0.3, of INTL and Barlow Twins at lr 0.1 and of INTL at β = 0.1; W-MSE at lr 0.1."
