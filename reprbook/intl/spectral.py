@@ -296,8 +296,8 @@ def _eigh_forward(S: torch.Tensor, T: int):
     try: lam, U = torch.linalg.eigh(S)
     except torch.linalg.LinAlgError:                                    # LAPACK's rare non-convergence in float32: retry in float64
         lam, U = (x.to(S.dtype) for x in torch.linalg.eigh(S.double()))
-    _, _, Ff, Fh = _divided_differences(lam, T)
-    P = (U * ns_poly(lam, T).unsqueeze(-2)) @ U.mT
+    f, _, Ff, Fh = _divided_differences(lam, T)
+    P = (U * f.unsqueeze(-2)) @ U.mT
     s = torch.linalg.vecdot(P, S @ P)                                   # not (U∘U) h(λ): see the text above
     return P, s, (U, Ff, Fh)
 
