@@ -277,7 +277,7 @@ class _CoupledNS(torch.autograd.Function):
 
 # %% ../../nbs/10_intl.spectral.ipynb #217032e4
 def _divided_differences(lam: torch.Tensor, T: int):
-    r"""$f_T(\lambda)$, $h(\lambda)=\lambda f_T(\lambda)^2$ and the divided-difference matrices $F_f[i,j]=f_T[\lambda_i,\lambda_j]$,
+    r"""$f_T(\lambda)$ and the divided-difference matrices $F_f[i,j]=f_T[\lambda_i,\lambda_j]$ and, with $h(\lambda)=\lambda f_T(\lambda)^2$,
     $F_h[i,j]=h[\lambda_i,\lambda_j]$ for a (batch of) eigenvalue vectors, by the product-rule recursion (exact for repeated eigenvalues)."""
     one = torch.ones_like(lam)
     f, D = one, torch.zeros(*lam.shape, lam.shape[-1], dtype=lam.dtype, device=lam.device)
@@ -288,7 +288,7 @@ def _divided_differences(lam: torch.Tensor, T: int):
         D = torch.addcmul((-(f ** 3) / 2).unsqueeze(-1), D, R)
         f = f * c
     Rh = torch.stack([f, one], -1) @ torch.stack([lam, f * lam], -2)
-    return f, lam * f * f, D, torch.addcmul((f * f).unsqueeze(-1), D, Rh)
+    return f, D, torch.addcmul((f * f).unsqueeze(-1), D, Rh)
 
 def _eigh_forward(S: torch.Tensor, T: int):
     r"""$P_T=f_T(S)$ and $s=\operatorname{diag}(P_TSP_T)$ from one eigendecomposition, with what `_eigh_backward` needs.
@@ -296,7 +296,7 @@ def _eigh_forward(S: torch.Tensor, T: int):
     try: lam, U = torch.linalg.eigh(S)
     except torch.linalg.LinAlgError:                                    # LAPACK's rare non-convergence in float32: retry in float64
         lam, U = (x.to(S.dtype) for x in torch.linalg.eigh(S.double()))
-    f, _, Ff, Fh = _divided_differences(lam, T)
+    f, Ff, Fh = _divided_differences(lam, T)
     P = (U * f.unsqueeze(-2)) @ U.mT
     s = torch.linalg.vecdot(P, S @ P)                                   # not (U∘U) h(λ): see the text above
     return P, s, (U, Ff, Fh)
