@@ -16,7 +16,7 @@ import torch
 from rdkit import Chem
 
 from reprbook.core import markdown_table, save_results
-from reprbook.flexmol import data as D
+from reprbook.flexmol import conformers as _C, datasets as _DS, featurize as D
 
 UNREACHABLE = 510  # Graphormer's UNREACHABLE_NODE_DISTANCE
 
@@ -89,7 +89,7 @@ def sample_smiles(n: int, seed: int = 0) -> list[str]:
     out = []
     rng = np.random.default_rng(seed)
     for key in ['bbbp', 'tox21', 'hiv']:
-        s = pd.read_csv(D.moleculenet_path(key)).iloc[:, 0].tolist()
+        s = pd.read_csv(_DS.moleculenet_path(key)).iloc[:, 0].tolist()
         for i in rng.permutation(len(s)):
             if len([x for x in out if x[0] == key]) >= n // 3: break
             if D.prepare_molecule(s[i])[0] is not None: out.append((key, s[i]))
@@ -198,13 +198,13 @@ def main(argv=None):
     # --- conformers: ETKDGv3 + MMFF, one worker process, 10 s limit, no cache --------------------------------------
     conf_smiles = smiles[::max(1, len(smiles) // args.n_conf)][:args.n_conf]
     t0 = time.perf_counter()
-    res = D.generate_conformers(conf_smiles, seed=0, n_workers=1, timeout_s=10, cache=False, progress=False)
+    res = _C.generate_conformers(conf_smiles, seed=0, n_workers=1, timeout_s=10, cache=False, progress=False)
     dt = time.perf_counter() - t0
     counts = Counter(r[0] for r in res)
     metrics['conformers_pool_wall_mol_s'] = len(conf_smiles) / dt
     metrics['conformer_status_counts'] = dict(counts)
     # the same embeddings in this process, timed by CPU time (no wall-clock limit in-process)
-    t_cpu, res_cpu = timed(lambda: [D.embed_conformer(Chem.MolToSmiles(D.prepare_molecule(s)[0]), 0) for s in conf_smiles])
+    t_cpu, res_cpu = timed(lambda: [_C.embed_conformer(Chem.MolToSmiles(D.prepare_molecule(s)[0]), 0) for s in conf_smiles])
     metrics['conformers_cpu_mol_s'] = len(conf_smiles) / t_cpu
     rows.append(dict(stage=f'conformers ETKDGv3+MMFF, 1 worker process, 10 s limit, wall clock ({dict(counts)})', molecules=len(conf_smiles), mol_per_s=metrics['conformers_pool_wall_mol_s']))
     rows.append(dict(stage='conformers ETKDGv3+MMFF, in-process, CPU time', molecules=len(conf_smiles), mol_per_s=metrics['conformers_cpu_mol_s']))

@@ -75,7 +75,7 @@ def stage1_loss(model: FlexMol, mb: MolBatch, mask_ratio: float = 0.15, tau: flo
 # %% ../../nbs/32_flexmol.reproduce.ipynb #bdda8e04
 def sample_molecules(seed: int = 0, n_workers: int = 1) -> dict:
     "The packaged samples: `{'qm9': MolDataset, 'bbbp': MolDataset, 'reports': {name: LoadReport}}` (BBBP with conformers)."
-    from reprbook.flexmol.data import load_qm9, load_molecule_csv, sample_path
+    from reprbook.flexmol.datasets import load_qm9, load_molecule_csv, sample_path
     qm9, qm9_report = load_qm9(path=sample_path('qm9_256.npz'), progress=False)
     bbbp, bbbp_report = load_molecule_csv(sample_path('bbbp_64.csv'), conformers=True, seed=seed, n_workers=n_workers, progress=False)
     return {'qm9': qm9, 'bbbp': bbbp, 'reports': {'qm9': qm9_report, 'bbbp': bbbp_report}}
@@ -87,8 +87,8 @@ def modality_counts(graphs) -> dict[str, int]:
 
 # %% ../../nbs/32_flexmol.reproduce.ipynb #2bffc75f
 def mol_config(preset: str = 'ci_smoke', **overrides) -> FlexMolConfig:
-    "A FlexMol preset with the vocabularies of `reprbook.flexmol.data`'s featuriser."
-    from reprbook.flexmol.data import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, MAX_SPD, H_MAX
+    "A FlexMol preset with the vocabularies of `reprbook.flexmol.featurize`'s featuriser."
+    from reprbook.flexmol.featurize import ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, MAX_SPD, H_MAX
     return FlexMolConfig.preset(preset, atom_vocab=tuple(ATOM_FEATURE_DIMS), bond_vocab=tuple(BOND_FEATURE_DIMS),
                                 max_spd=MAX_SPD, h_max=H_MAX, **overrides)
 
@@ -97,7 +97,7 @@ def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, s
     """Dense `MolBatch`es of `graphs` (or `(MolBatch, y)` pairs with `targets=True`), shuffled deterministically by `(seed, epoch)`.
     `bucket > 1` sorts each run of `bucket * batch_size` shuffled molecules by size before cutting batches (less padding,
     so less pair work), then shuffles the batch order."""
-    from reprbook.flexmol.data import collate_molecules
+    from reprbook.flexmol.featurize import collate_molecules
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = (torch.randperm(len(graphs), generator=g) if shuffle else torch.arange(len(graphs))).tolist()
     if bucket > 1:
@@ -145,7 +145,7 @@ def _first_last(values: list[float], k: int = 10) -> tuple[float, float]:
 @experiment('flexmol', 'smoke')
 def smoke(out_dir: str | Path, stage1_steps: int = 40, finetune_epochs: int = 2, batch_size: int = 16, seed: int = 0) -> dict:
     "Stage 1 on the QM9 sample, fine-tuning on the BBBP sample, then prediction with 2D only, 3D only and both."
-    from reprbook.flexmol.data import collate_molecules
+    from reprbook.flexmol.featurize import collate_molecules
     t0 = time.perf_counter()
     seed_everything(seed)
     samples = sample_molecules(seed)
