@@ -33,7 +33,7 @@ def phase_from_raw(x: torch.Tensor, embedding_range: float | torch.Tensor, train
     r"""RotatE's "phase trick": a raw relation entry $x\in[-\rho,\rho]$ becomes the angle $\theta = x\,\pi/\rho\cdot\mathrm{train\_pr}$.
 
     $\rho=(\gamma+2)/k$ is the embedding range, so the raw entries live on the same scale as the entities and
-    an Adam step of size lr moves $\theta$ by about lr$\cdot\pi/\rho$ (spec Q3: keep this step scale)."""
+    an Adam step of size lr moves $\theta$ by about lr$\cdot\pi/\rho$, as in the official code, so learning rates transfer."""
     return x / (embedding_range / math.pi) * train_pr  # the official order of operations
 
 # %% ../../nbs/20_rotpro.model.ipynb #2cc7d078
@@ -60,7 +60,7 @@ def rotate(re: torch.Tensor, im: torch.Tensor, theta: torch.Tensor):
 def modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     r"""$\sqrt{\mathrm{Re}^2+\mathrm{Im}^2}$ with a **zero** gradient at $0$ (the official `stack(...).norm(dim=0)`).
 
-    `torch.hypot` or a hand-written `sqrt(x*x+y*y)` give NaN gradients there (spec §2.9)."""
+    `torch.hypot` or a hand-written `sqrt(x*x+y*y)` give NaN gradients there."""
     return torch.stack([re, im]).norm(dim=0)
 
 # %% ../../nbs/20_rotpro.model.ipynb #15276f6f
