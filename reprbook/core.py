@@ -6,16 +6,20 @@ Docs: https://reprbook.github.io/reprbook/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #a933be23
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, importlib, json, math, os, platform, random, shutil, sys, tempfile, time, urllib.error, urllib.request
+import contextlib, dataclasses, hashlib, importlib, importlib.util, json, math, os, platform, random, tempfile, time
+import urllib.error, urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['STYLE', 'CHAPTERS', 'PRESETS', 'EXPERIMENTS', 'set_data_dir', 'data_dir', 'cache_dir', 'atomic_write', 'file_hash',
            'DataNotFoundError', 'ChecksumError', 'download_file', 'fetch', 'seed_everything', 'default_device',
            'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'project_root', 'results_dir',
-           'environment_info', 'markdown_table', 'save_results', 'load_results', 'plot_style', 'save_figure',
-           'DistInfo', 'dist_init', 'dist_info', 'NonFiniteLossError', 'Trainer', 'experiment', 'load_chapter']
+           'git_state', 'environment_info', 'markdown_table', 'write_record', 'save_results', 'load_results',
+           'plot_style', 'save_figure', 'DistInfo', 'dist_init', 'dist_info', 'NonFiniteLossError', 'find_generators',
+           'Trainer', 'BestCheckpoint', 'EarlyStopping', 'Job', 'run_jobs', 'get_path', 'summary_stats', 'summarise',
+           'paired_differences', 'experiment', 'load_chapter']
 
 # %% ../nbs/00_core.ipynb #da596152
 import numpy as np
@@ -93,7 +97,8 @@ def download_file(url: str, dest: str | os.PathLike, md5: str | None = None, sha
             f"Download it by hand and place it at {dest}, or set REPRBOOK_DATA to a directory that holds it.") from e
     with resp, atomic_write(dest) as f:
         total = int(resp.headers.get('Content-Length') or 0) or None
-        with tqdm(total=total, unit='B', unit_scale=True, desc=dest.name, disable=not _progress_enabled(progress)) as bar:
+        with tqdm(total=total, unit='B', unit_scale=True, desc=dest.name,
+                  disable=not _progress_enabled(progress)) as bar:
             while chunk := resp.read(1 << 20):
                 f.write(chunk); h.update(chunk); bar.update(len(chunk))
         if expected and h.hexdigest() != expected.lower():
@@ -109,14 +114,19 @@ def fetch(relpath: str | os.PathLike, url: str | None = None, md5: str | None = 
     if found.exists(): return found
     cached = cache_dir('downloads')/relpath
     if cached.exists(): return cached
+    if url is not None and os.environ.get('REPRBOOK_OFFLINE', '0') not in ('0', ''):
+        raise DataNotFoundError(f"{relpath} is not in the data directory {root}, and REPRBOOK_OFFLINE is set, so it "
+            f"was not downloaded from {url}. Place it at {found}, point REPRBOOK_DATA at a directory that holds it, "
+            "or unset REPRBOOK_OFFLINE.")
     if url is None:
-        raise DataNotFoundError(f"{relpath} is not in the data directory {root} and has no download source. "
-            f"Place it at {found}, or point REPRBOOK_DATA (or reprbook.core.set_data_dir) at a directory that holds it.")
+        raise DataNotFoundError(f"{relpath} is not in the data directory {root} and has no download source. Place it "
+            f"at {found}, or point REPRBOOK_DATA (or reprbook.core.set_data_dir) at a directory that holds it.")
     dest = found if _writable(root) else cached
     try: return download_file(url, dest, md5=md5, sha256=sha256, progress=progress)
     except DataNotFoundError as e:
         raise DataNotFoundError(f"{relpath} is not in the data directory {root} and could not be downloaded from {url} "
-            f"({e.__cause__}). Download it by hand and place it at {found}, or set REPRBOOK_DATA to a directory that holds it.") from e.__cause__
+            f"({e.__cause__}). Download it by hand and place it at {found}, or set REPRBOOK_DATA to a directory "
+            "that holds it.") from e.__cause__
 
 def _writable(d: Path) -> bool:
     try: d.mkdir(parents=True, exist_ok=True)
@@ -144,8 +154,10 @@ def rng_state() -> dict:
     "The states of Python's, NumPy's and torch's random generators, in a form `torch.load(weights_only=True)` accepts."
     v, py_state, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    st = {'python': [v, list(py_state), gauss], 'numpy': {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos),
-          'has_gauss': int(has_gauss), 'cached': float(cached)}, 'torch': torch.get_rng_state()}
+    st = {'python': [v, list(py_state), gauss],
+          'numpy': {'keys': torch.from_numpy(keys.astype(np.int64)), 'pos': int(pos), 'has_gauss': int(has_gauss),
+                    'cached': float(cached)},
+          'torch': torch.get_rng_state()}
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
     return st
 
@@ -172,7 +184,7 @@ def load_checkpoint(path: str | os.PathLike, map_location='cpu') -> dict:
         raise RuntimeError(f"Checkpoint {path} could not be read ({type(e).__name__}: {e}). "
                            "It may be truncated or from an incompatible version; delete it to start afresh.") from e
 
-# %% ../nbs/00_core.ipynb #78007372
+# %% ../nbs/00_core.ipynb #98065ec0
 def project_root(start: str | os.PathLike | None = None) -> Path | None:
     "The reprbook repository containing `start` (default: the current folder), or `None` outside one."
     p = Path(start or Path.cwd()).resolve()
@@ -182,19 +194,47 @@ def project_root(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 def results_dir(chapter: str | None = None) -> Path:
-    "Where results go: `$REPRBOOK_RESULTS`, else `<project root>/results`, else `./results`; with `chapter`, its subfolder."
+    "Where results go: `$REPRBOOK_RESULTS`, else `<project root>/results`, else `./results`; `chapter`: its folder."
     env = os.environ.get('REPRBOOK_RESULTS')
     root = Path(env) if env else (project_root() or Path.cwd())/'results'
     return root/chapter if chapter else root
 
+# %% ../nbs/00_core.ipynb #8e6d5cd1
+_PACKAGES = ('torch', 'torchvision', 'numpy', 'scipy', 'pandas', 'rdkit', 'torch_geometric', 'pykeen')
+
+def _package_versions() -> dict:
+    from importlib import metadata
+    out = {}
+    for name in _PACKAGES:
+        try: out[name] = metadata.version(name.replace('_', '-'))
+        except metadata.PackageNotFoundError: pass
+    return out
+
+def git_state(path: str | os.PathLike | None = None) -> dict | None:
+    "`{'commit', 'dirty'}` of the git checkout holding `path` (default: the reprbook package), or `None` outside one."
+    import subprocess
+    if path is None:
+        import reprbook
+        path = Path(reprbook.__file__).resolve().parent
+    path = Path(path)
+    try:
+        run = lambda *a: subprocess.run(['git', '-C', str(path), *a], capture_output=True, text=True, timeout=10)
+        head = run('rev-parse', 'HEAD')
+        if head.returncode != 0: return None
+        dirty = run('status', '--porcelain', '--untracked-files=no').stdout.strip() != ''
+        return {'commit': head.stdout.strip(), 'dirty': dirty}
+    except (OSError, subprocess.SubprocessError): return None
+
 def environment_info() -> dict:
-    "Versions and hardware, stored beside every result."
+    "Versions, git commit, threads and device: stored beside every result."
     import reprbook
     return {'python': platform.python_version(), 'torch': torch.__version__, 'numpy': np.__version__,
-            'reprbook': getattr(reprbook, '__version__', '?'), 'platform': platform.platform(),
-            'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'reprbook': getattr(reprbook, '__version__', '?'), 'packages': _package_versions(), 'git': git_state(),
+            'platform': platform.platform(), 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+            'device': 'cuda' if torch.cuda.is_available() else 'cpu',
             'cuda': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
+# %% ../nbs/00_core.ipynb #1b26c785
 def _jsonable(o):
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)): return [_jsonable(v) for v in o]
@@ -206,14 +246,26 @@ def _jsonable(o):
     if isinstance(o, float) and not math.isfinite(o): return str(o)
     return o
 
+def _cell(v, floatfmt: str) -> str:
+    s = format(v, floatfmt) if isinstance(v, float) else ('' if v is None else str(v))
+    return s.replace('|', '\\|').replace('\r\n', ' ').replace('\n', ' ').replace('\t', ' ')
+
 def markdown_table(rows: list[dict], floatfmt: str = '.4g') -> str:
-    "A Markdown table from a list of dicts (columns in first-seen order)."
+    "A Markdown table from a list of dicts (columns in first-seen order; pipes and line breaks in cells escaped)."
     if not rows: return ''
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ('' if v is None else str(v))
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(fmt(r.get(c)) for c in cols) + ' |' for r in rows]
+    lines = ['| ' + ' | '.join(_cell(c, floatfmt) for c in cols) + ' |', '|' + '---|' * len(cols)]
+    lines += ['| ' + ' | '.join(_cell(r.get(c), floatfmt) for c in cols) + ' |' for r in rows]
     return '\n'.join(lines) + '\n'
+
+# %% ../nbs/00_core.ipynb #37a0aeed
+def write_record(path: str | os.PathLike, record: dict) -> Path:
+    "Write `record` as JSON to `path` atomically, adding `environment` when it has none."
+    rec = dict(record)
+    rec.setdefault('environment', environment_info())
+    path = Path(path)
+    with atomic_write(path, 'w') as f: json.dump(_jsonable(rec), f, indent=1)
+    return path
 
 def save_results(chapter: str, name: str, metrics: dict, config: Any = None, seeds: Any = None,
                  timings: dict | None = None, table: list[dict] | None = None, protocol: str | None = None,
@@ -221,9 +273,8 @@ def save_results(chapter: str, name: str, metrics: dict, config: Any = None, see
     "Write `results/<chapter>/<name>.json` (and `.md` when `table` is given) atomically; return the JSON path."
     d = Path(root)/chapter if root else results_dir(chapter)
     rec = {'chapter': chapter, 'name': name, 'protocol': protocol, 'config': config, 'seeds': seeds,
-           'metrics': metrics, 'timings': timings, 'table': table, 'environment': environment_info()}
-    p = d/f'{name}.json'
-    with atomic_write(p, 'w') as f: json.dump(_jsonable(rec), f, indent=1)
+           'metrics': metrics, 'timings': timings, 'table': table}
+    p = write_record(d/f'{name}.json', rec)
     if table:
         head = f'# {chapter}: {name}\n\n' + (f'{protocol}\n\n' if protocol else '')
         with atomic_write(d/f'{name}.md', 'w') as f: f.write(head + markdown_table(table))
@@ -274,139 +325,493 @@ def dist_info() -> DistInfo:
         return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)))
     return DistInfo()
 
-# %% ../nbs/00_core.ipynb #39a8f5aa
+# %% ../nbs/00_core.ipynb #d5994b7d
 class NonFiniteLossError(FloatingPointError):
-    "A training loss became NaN or infinite; the last good checkpoint is kept."
+    "A training loss became NaN or infinite; the last good checkpoint is kept. `step` and `checkpoint` say where."
+    def __init__(self, msg: str, step: int | None = None, checkpoint: Path | None = None):
+        super().__init__(msg); self.step, self.checkpoint = step, checkpoint
 
 def _log_value(v):
-    "A step log as a float, or as a float64 CPU tensor when it has more than one element (a spectrum): both average per epoch."
+    "A step log as a float, or as a float64 CPU tensor when it has more than one element (a spectrum)."
     if isinstance(v, torch.Tensor) and v.numel() > 1: return v.detach().to('cpu', torch.float64)
     return float(v)
 
-def _epoch_mean(total, count: int):
+def _mean(total, count: int):
     m = total / max(count, 1)
     return m.tolist() if isinstance(m, torch.Tensor) else m
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
-class Trainer:
-    """One training loop for every chapter: progress bar, per-epoch logs, atomic checkpoints, exact resume, a NaN/Inf guard, DDP.
+def _batch_len(batch) -> int | None:
+    "The number of items in a batch: a tensor's first dimension, the first element of a tuple or dict, or `len`."
+    if isinstance(batch, torch.Tensor): return batch.shape[0] if batch.ndim else None
+    if isinstance(batch, (tuple, list)) and batch: return _batch_len(batch[0])
+    if isinstance(batch, dict) and batch: return _batch_len(next(iter(batch.values())))
+    try: return len(batch)
+    except TypeError: return None
 
-    `step_fn(model, batch)` returns the loss or `(loss, logs)`; each log is averaged over the epoch's steps into `history`.
-    A log may be a tensor with several elements (e.g. a spectrum): it is averaged elementwise and stored as a list."""
+# %% ../nbs/00_core.ipynb #700c669f
+def find_generators(*objs) -> dict[str, torch.Generator]:
+    "Every `torch.Generator` held as an attribute by the modules of `objs` (or by `objs` themselves), by a stable name."
+    out = {}
+    for i, obj in enumerate(objs):
+        if obj is None: continue
+        if hasattr(obj, '__self__') and not isinstance(obj, nn.Module): obj = obj.__self__   # a bound method
+        if hasattr(obj, 'generators') and callable(obj.generators):
+            out.update({f'{i}.{k}': g for k, g in obj.generators().items()})
+        mods = _unwrap(obj).named_modules() if isinstance(obj, nn.Module) else [('', obj)]
+        for name, m in mods:
+            for attr, v in getattr(m, '__dict__', {}).items():
+                if isinstance(v, torch.Generator): out[f'{i}.{name}.{attr}'] = v
+    return out
+
+# %% ../nbs/00_core.ipynb #1ac814cb
+class _RunLog:
+    "Per-step scalars to `run_dir/metrics.csv` (rewritten when a new column appears) and, if installed, TensorBoard."
+    def __init__(self, run_dir: Path | None, tensorboard: bool | None):
+        self.path = run_dir/'metrics.csv' if run_dir else None
+        self.cols, self.tb = None, None
+        if run_dir and tensorboard is not False and importlib.util.find_spec('tensorboard') is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(run_dir/'tb'))
+        elif tensorboard:
+            raise ImportError("tensorboard=True needs the tensorboard package: pip install 'reprbook[tensorboard]'.")
+
+    def truncate(self, step: int):
+        "Drop rows after `step` (written after the checkpoint a run resumes from)."
+        if not self.path or not self.path.exists(): return
+        import csv
+        with open(self.path, newline='') as f: rows = list(csv.DictReader(f))
+        self.cols = list(rows[0]) if rows else None
+        self._rewrite([r for r in rows if int(r['step']) <= step])
+
+    def _rewrite(self, rows):
+        import csv
+        with atomic_write(self.path, 'w') as f:
+            w = csv.DictWriter(f, self.cols or ['step']); w.writeheader(); w.writerows(rows)
+
+    def write(self, row: dict):
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != 'step': self.tb.add_scalar(k, v, row['step'])
+        if not self.path: return
+        import csv
+        if self.cols is None or not set(row) <= set(self.cols):
+            old = []
+            if self.path.exists():
+                with open(self.path, newline='') as f: old = list(csv.DictReader(f))
+            self.cols = list(dict.fromkeys([*(self.cols or []), *row]))
+            self._rewrite(old)
+        with open(self.path, 'a', newline='') as f: csv.DictWriter(f, self.cols).writerow(row)
+
+    def close(self):
+        if self.tb is not None: self.tb.close()
+
+# %% ../nbs/00_core.ipynb #2aa87709
+class Trainer:
+    """One training loop for every chapter: progress bar, per-step and per-epoch logs, callbacks, atomic checkpoints,
+    exact resume, a NaN/Inf guard, DDP. `step_fn(model, batch)` returns the loss or `(loss, logs)`."""
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: Callable,
-                 scheduler=None, run_dir: str | os.PathLike | None = None, ckpt_every: int | None = None,
-                 grad_clip: float | None = None, callbacks: Iterable[Callable] = (), after_step: Iterable[Callable] = (),
-                 extra: dict | None = None, config: Any = None, progress: bool = True, amp_dtype: torch.dtype | None = None):
+                 scheduler=None,  # stepped after every optimiser step
+                 run_dir: str | os.PathLike | None = None,  # where last.pt and metrics.csv go (None: nothing written)
+                 ckpt_every: int | None = None,  # also checkpoint every this many steps (and each epoch end)
+                 grad_clip: float | None = None,  # clip the gradient norm to this
+                 callbacks: Iterable = (),  # objects with on_step/on_epoch_end, or fn(trainer, ep, logs)
+                 after_step: Iterable[Callable] = (),  # hook(trainer) after every optimiser step
+                 step_hooks: Iterable[Callable] = (),  # fn(trainer, logs) after every step, with its logs
+                 extra: dict | None = None,  # more state to checkpoint (state_dict objects, Generators)
+                 config: Any = None,  # stored in the checkpoint
+                 progress: bool = True,  # one progress bar over the run
+                 amp_dtype: torch.dtype | None = None,  # autocast dtype for step_fn (bfloat16 or float16)
+                 tensorboard: bool | None = None):  # TensorBoard event files (None: when installed)
         self.info = dist_init()
         if self.info.world_size > 1 and not isinstance(model, nn.parallel.DistributedDataParallel):
             dev = next(model.parameters()).device
             model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == 'cuda' else None)
         self.model, self.optimizer, self.step_fn, self.scheduler = model, optimizer, step_fn, scheduler
         self.run_dir = Path(run_dir) if run_dir else None
-        self.ckpt_every, self.grad_clip, self.callbacks, self.after_step = ckpt_every, grad_clip, list(callbacks), list(after_step)
-        self.extra, self.config, self.progress = dict(extra or {}), config, progress
+        self.ckpt_every, self.grad_clip = ckpt_every, grad_clip
+        self.callbacks = sorted(callbacks, key=lambda c: getattr(c, 'order', 0))
+        self.after_step, self.step_hooks = list(after_step), list(step_hooks)
+        self.extra, self.config, self.progress, self.tensorboard = dict(extra or {}), config, progress, tensorboard
+        self.generators = find_generators(model, step_fn)
         self.device = next(_unwrap(model).parameters()).device
         self.amp_dtype = amp_dtype
         # float16 needs loss scaling; bfloat16 does not. The scaler is checkpointed with everything else.
         self.scaler = torch.amp.GradScaler(self.device.type) if amp_dtype == torch.float16 else None
         if self.scaler is not None: self.extra['grad_scaler'] = self.scaler
         self.epoch, self.batch_in_epoch, self.step, self.history = 0, 0, 0, []
-        self._sums, self._count = {}, 0
+        self.stop_training = False
+        self._sums, self._count, self._last_saved_step = {}, 0, None
 
     @property
-    def ckpt_path(self) -> Path | None: return self.run_dir/'last.pt' if self.run_dir else None
+    def ckpt_path(self) -> Path | None:
+        "`run_dir/last.pt`, or `None` without a run directory."
+        return self.run_dir/'last.pt' if self.run_dir else None
 
-    def state_dict(self) -> dict:
-        st = {'model': _unwrap(self.model).state_dict(), 'optimizer': self.optimizer.state_dict(),
-              'epoch': self.epoch, 'batch_in_epoch': self.batch_in_epoch, 'step': self.step,
-              'history': _jsonable(self.history), 'sums': dict(self._sums), 'count': self._count, 'rng': rng_state(),
-              'extra': {k: v.state_dict() for k, v in self.extra.items()}}
-        if self.scheduler is not None: st['scheduler'] = self.scheduler.state_dict()
-        if self.config is not None: st['config'] = json.dumps(_jsonable(self.config))
-        return st
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        "The model without its `DistributedDataParallel` wrapper."
+        return _unwrap(self.model)
 
-    def load_state_dict(self, st: dict):
-        _unwrap(self.model).load_state_dict(st['model']); self.optimizer.load_state_dict(st['optimizer'])
-        if self.scheduler is not None and 'scheduler' in st: self.scheduler.load_state_dict(st['scheduler'])
-        for k, v in self.extra.items():
-            if k in st['extra']: v.load_state_dict(st['extra'][k])
-        self.epoch, self.batch_in_epoch, self.step = st['epoch'], st['batch_in_epoch'], st['step']
-        self.history, self._sums, self._count = list(st['history']), dict(st['sums']), st['count']
-        self._rng = st['rng']
+    def running_means(self) -> dict:
+        "The means of each log over the current epoch's steps so far (empty at an epoch's start)."
+        return {k: _mean(v, self._count) for k, v in self._sums.items()}
 
-    def save(self) -> Path | None:
-        "Write `last.pt` atomically (rank 0 only)."
-        if self.ckpt_path is None: return None
-        if self.info.is_main: save_checkpoint(self.ckpt_path, **self.state_dict())
-        if self.info.world_size > 1: torch.distributed.barrier()
-        return self.ckpt_path
+# %% ../nbs/00_core.ipynb #acbb219d
+def _state(obj):
+    return obj.get_state() if isinstance(obj, torch.Generator) else obj.state_dict()
 
-    def _check_finite(self, loss: torch.Tensor):
-        bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()))
-        if self.info.world_size > 1: torch.distributed.all_reduce(bad)
-        if bad.item() > 0:
-            where = f"epoch {self.epoch}, batch {self.batch_in_epoch}, step {self.step}"
-            kept = (f"The last good checkpoint, {self.ckpt_path}, is kept (step {self._last_saved_step})."
-                    if self.ckpt_path and self.ckpt_path.exists() else "No checkpoint was written before it.")
-            raise NonFiniteLossError(f"Loss is {loss.detach().flatten()[0].item()} at {where}. {kept} "
-                "Lower the learning rate, add gradient clipping or check the inputs, then resume with fit(..., resume=True).")
+def _load(obj, st):
+    if isinstance(obj, torch.Generator): obj.set_state(st)
+    else: obj.load_state_dict(st)
 
-    def fit(self, data: Callable[[int], Iterable], epochs: int, resume: bool = True, max_steps: int | None = None) -> list[dict]:
-        "Train until `epochs` epochs (or `max_steps` optimiser steps) are done, resuming from `run_dir/last.pt` if present."
-        from tqdm.auto import tqdm
-        self._rng, self._last_saved_step = None, None
-        if resume and self.ckpt_path is not None and self.ckpt_path.exists():
-            self.load_state_dict(load_checkpoint(self.ckpt_path)); self._last_saved_step = self.step
-        self.model.train()
-        while self.epoch < epochs:
-            if max_steps is not None and self.step >= max_steps: break
+@patch
+def state_dict(self: Trainer) -> dict:
+    "Everything a resumed run needs, in a form `torch.load(weights_only=True)` accepts."
+    st = {'model': self.unwrapped_model.state_dict(), 'optimizer': self.optimizer.state_dict(),
+          'epoch': self.epoch, 'batch_in_epoch': self.batch_in_epoch, 'step': self.step, 'stopped': self.stop_training,
+          'history': _jsonable(self.history), 'sums': dict(self._sums), 'count': self._count, 'rng': rng_state(),
+          'extra': {k: _state(v) for k, v in self.extra.items()},
+          'generators': {k: g.get_state() for k, g in self.generators.items()},
+          'callbacks': {str(i): cb.state_dict() for i, cb in enumerate(self.callbacks) if hasattr(cb, 'state_dict')}}
+    if self.scheduler is not None: st['scheduler'] = self.scheduler.state_dict()
+    if self.config is not None: st['config'] = json.dumps(_jsonable(self.config))
+    return st
+
+@patch
+def load_state_dict(self: Trainer, st: dict):
+    "Restore a `state_dict` (the RNG states are restored when `fit` reaches the saved position)."
+    self.unwrapped_model.load_state_dict(st['model']); self.optimizer.load_state_dict(st['optimizer'])
+    if self.scheduler is not None and 'scheduler' in st: self.scheduler.load_state_dict(st['scheduler'])
+    for k, v in self.extra.items():
+        if k in st['extra']: _load(v, st['extra'][k])
+    for k, g in self.generators.items():
+        if k in st.get('generators', {}): g.set_state(st['generators'][k])
+    for i, cb in enumerate(self.callbacks):
+        if hasattr(cb, 'load_state_dict') and str(i) in st.get('callbacks', {}):
+            cb.load_state_dict(st['callbacks'][str(i)])
+    self.epoch, self.batch_in_epoch, self.step = st['epoch'], st['batch_in_epoch'], st['step']
+    self.history, self._sums, self._count = list(st['history']), dict(st['sums']), st['count']
+    self.stop_training = bool(st.get('stopped', False))
+    self._rng = st['rng']
+
+@patch
+def save(self: Trainer) -> Path | None:
+    "Write `last.pt` atomically (rank 0 only)."
+    if self.ckpt_path is None: return None
+    if self.info.is_main: save_checkpoint(self.ckpt_path, **self.state_dict())
+    if self.info.world_size > 1: torch.distributed.barrier()
+    self._last_saved_step = self.step
+    return self.ckpt_path
+
+# %% ../nbs/00_core.ipynb #d26e5c12
+@patch
+def _check_finite(self: Trainer, loss: torch.Tensor):
+    bad = torch.tensor(float(not torch.isfinite(loss.detach()).all()))
+    if self.info.world_size > 1: torch.distributed.all_reduce(bad)
+    if bad.item() > 0:
+        value = loss.detach().flatten()[0].item()
+        saved = self.ckpt_path is not None and self.ckpt_path.exists() and self._last_saved_step is not None
+        kept = (f"last good checkpoint {self.ckpt_path} (step {self._last_saved_step})" if saved
+                else "no checkpoint was written")
+        raise NonFiniteLossError(f"training diverged: loss is {value} at step {self.step + 1} "
+                                 f"(epoch {self.epoch + 1}); "
+                                 f"{kept}. Likely fix: a lower learning rate (or gradient clipping), then resume.",
+                                 step=self.step + 1, checkpoint=self.ckpt_path if saved else None)
+
+@patch
+def _one_step(self: Trainer, batch) -> dict:
+    "Forward, backward, optimiser and scheduler step for one batch; returns the step's logs."
+    with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+        out = self.step_fn(self.model, batch)
+    loss, logs = out if isinstance(out, tuple) else (out, {})
+    self._check_finite(loss)
+    self.optimizer.zero_grad(set_to_none=True)
+    if self.scaler is not None:
+        self.scaler.scale(loss).backward(); self.scaler.unscale_(self.optimizer)
+    else: loss.backward()
+    if self.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+    if self.scaler is not None: self.scaler.step(self.optimizer); self.scaler.update()
+    else: self.optimizer.step()
+    if self.scheduler is not None: self.scheduler.step()
+    return {'loss': loss.item(), **{k: _log_value(v) for k, v in logs.items()}}
+
+# %% ../nbs/00_core.ipynb #96107476
+@patch
+def _after_step(self: Trainer, logs: dict, lr: float, n_items: int | None, dt: float):
+    self.step += 1; self.batch_in_epoch += 1
+    for k, v in logs.items(): self._sums[k] = self._sums.get(k, 0.0) + v
+    self._count += 1
+    for hook in self.after_step: hook(self)
+    for hook in self.step_hooks: hook(self, logs)
+    for cb in self.callbacks:
+        if hasattr(cb, 'on_step'): cb.on_step(self, logs)
+    if self.info.is_main:
+        row = {'step': self.step, 'epoch': self.epoch + 1, **{k: v for k, v in logs.items() if isinstance(v, float)},
+               'lr': lr, 'items_per_s': n_items / dt if n_items and dt > 0 else '', 'step_s': dt}
+        self._log.write(row)
+    if self.ckpt_every and self.step % self.ckpt_every == 0: self.save()
+
+@patch
+def _end_epoch(self: Trainer, t0: float):
+    logs = {'epoch': self.epoch + 1, 'step': self.step, **self.running_means(),
+            'lr': self.optimizer.param_groups[0]['lr'], 'epoch_time_s': time.perf_counter() - t0}
+    self.epoch += 1; self.batch_in_epoch = 0; self._sums, self._count = {}, 0
+    for cb in self.callbacks:
+        if hasattr(cb, 'on_epoch_end'): cb.on_epoch_end(self, self.epoch, logs)
+        elif callable(cb): cb(self, self.epoch, logs)
+    self.history.append(logs)
+    self.save()
+
+# %% ../nbs/00_core.ipynb #6f489e6d
+@patch
+def fit(self: Trainer, data: Callable[[int], Iterable], epochs: int, resume: bool = True,
+        max_steps: int | None = None) -> list[dict]:
+    "Train until `epochs` epochs (or `max_steps` optimiser steps) are done, resuming from `run_dir/last.pt` if present."
+    from tqdm.auto import tqdm
+    self._rng = None
+    if resume and self.ckpt_path is not None and self.ckpt_path.exists():
+        self.load_state_dict(load_checkpoint(self.ckpt_path)); self._last_saved_step = self.step
+    self._log = _RunLog(self.run_dir if self.info.is_main else None, self.tensorboard)
+    self._log.truncate(self.step)
+    self.model.train()
+    bar = None
+    try:
+        while self.epoch < epochs and not self.stop_training and (max_steps is None or self.step < max_steps):
             # Restore the generators where the uninterrupted run stood: before the epoch's data at an epoch boundary,
             # after replaying the batches already done in the middle of one.
             if self._rng is not None and self.batch_in_epoch == 0: set_rng_state(self._rng); self._rng = None
             batches = data(self.epoch)
-            total = len(batches) if hasattr(batches, '__len__') else None
+            n = len(batches) if hasattr(batches, '__len__') else None
+            if bar is None:
+                total = n * epochs if n is not None else None
+                if max_steps is not None: total = min(total, max_steps) if total is not None else max_steps
+                bar = tqdm(total=total, initial=self.step, desc='training', unit='step', dynamic_ncols=True,
+                           disable=not (self.info.is_main and _progress_enabled(self.progress)))
             it = iter(batches)
             for _ in range(self.batch_in_epoch): next(it)
             if self._rng is not None: set_rng_state(self._rng); self._rng = None
-            bar = tqdm(it, total=total, initial=self.batch_in_epoch, desc=f'epoch {self.epoch + 1}/{epochs}', leave=False,
-                       disable=not (self.info.is_main and _progress_enabled(self.progress)))
             t0 = time.perf_counter()
-            for batch in bar:
-                with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                    out = self.step_fn(self.model, batch)
-                loss, logs = out if isinstance(out, tuple) else (out, {})
-                self._check_finite(loss)
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward(); self.scaler.unscale_(self.optimizer)
-                else: loss.backward()
-                if self.grad_clip: nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-                if self.scaler is not None: self.scaler.step(self.optimizer); self.scaler.update()
-                else: self.optimizer.step()
-                if self.scheduler is not None: self.scheduler.step()
-                self.step += 1; self.batch_in_epoch += 1
-                for hook in self.after_step: hook(self)
-                logs = {'loss': loss.item(), **{k: _log_value(v) for k, v in logs.items()}}
-                for k, v in logs.items(): self._sums[k] = self._sums.get(k, 0.0) + v
-                self._count += 1
-                bar.set_postfix(loss=f"{logs['loss']:.4g}")
-                if self.ckpt_every and self.step % self.ckpt_every == 0: self.save(); self._last_saved_step = self.step
-                if max_steps is not None and self.step >= max_steps: break
-            bar.close()
-            if max_steps is not None and self.step >= max_steps and (total is None or self.batch_in_epoch < total):
-                self.save(); self._last_saved_step = self.step
-                break
-            logs = {'epoch': self.epoch + 1, 'step': self.step, **{k: _epoch_mean(v, self._count) for k, v in self._sums.items()},
-                    'lr': self.optimizer.param_groups[0]['lr'], 'epoch_time_s': time.perf_counter() - t0}
-            self.epoch += 1; self.batch_in_epoch = 0; self._sums, self._count = {}, 0
-            for cb in self.callbacks: cb(self, self.epoch, logs)
-            self.history.append(logs)
-            self.save(); self._last_saved_step = self.step
-        return self.history
+            for batch in it:
+                ts = time.perf_counter(); lr = self.optimizer.param_groups[0]['lr']
+                logs = self._one_step(batch)
+                self._after_step(logs, lr, _batch_len(batch), time.perf_counter() - ts)
+                bar.update(1); bar.set_postfix(epoch=self.epoch + 1, loss=f"{logs['loss']:.4g}", refresh=False)
+                if self.stop_training or (max_steps is not None and self.step >= max_steps): break
+            if n is None or self.batch_in_epoch >= n: self._end_epoch(t0)
+            else: self.save()         # stopped inside an epoch: checkpoint where it stands
+    finally:
+        if bar is not None: bar.close()
+        self._log.close()
+    return self.history
 
-# %% ../nbs/00_core.ipynb #211af912
+# %% ../nbs/00_core.ipynb #48ec853a
+class BestCheckpoint:
+    "Evaluate every `every` steps (None: each epoch end) and keep the best weights in `run_dir/<filename>`."
+    order = 0
+    def __init__(self, evaluate_fn: Callable[[nn.Module], float | dict],  # model -> score, or a dict holding `metric`
+                 every: int | None = None,      # steps between evaluations (None: at each epoch's end)
+                 metric: str | None = None,     # the key of evaluate_fn's dict to compare
+                 mode: str = 'max',             # 'max' or 'min'
+                 filename: str = 'best.pt',     # inside the trainer's run_dir
+                 verbose: bool = False):        # print one line per evaluation
+        if mode not in ('max', 'min'): raise ValueError(f"mode={mode!r}: use 'max' or 'min'.")
+        self.evaluate_fn, self.every, self.metric, self.mode = evaluate_fn, every, metric, mode
+        self.filename, self.verbose = filename, verbose
+        self.best, self.best_step, self.since_best, self.evaluations, self._weights = None, None, 0, [], None
+
+    def evaluate(self, trainer) -> dict:
+        model = trainer.unwrapped_model
+        was_training = model.training; model.eval()
+        out = self.evaluate_fn(model)
+        model.train(was_training)
+        if isinstance(out, dict):
+            if self.metric is None or self.metric not in out:
+                raise KeyError(f"BestCheckpoint: evaluate_fn returned keys {sorted(out)}; pass metric= naming one.")
+            value, rec = float(out[self.metric]), {k: _jsonable(v) for k, v in out.items()}
+        else: value, rec = float(out), {'value': float(out)}
+        rec = {'step': trainer.step, 'epoch': trainer.epoch, **rec}
+        self.evaluations.append(rec)
+        better = self.best is None or (value > self.best if self.mode == 'max' else value < self.best)
+        if better:
+            self.best, self.best_step, self.since_best = value, trainer.step, 0
+            self._keep(trainer)
+        else: self.since_best += 1
+        if self.verbose and trainer.info.is_main:
+            from tqdm.auto import tqdm
+            shown = ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in rec.items())
+            tqdm.write(f"eval: {shown}{'  (best)' if better else ''}")
+        return rec
+
+# %% ../nbs/00_core.ipynb #850dafe8
+@patch
+def _keep(self: BestCheckpoint, trainer):
+    weights = trainer.unwrapped_model.state_dict()
+    if trainer.run_dir is None: self._weights = {k: v.detach().clone() for k, v in weights.items()}
+    elif trainer.info.is_main:
+        save_checkpoint(trainer.run_dir/self.filename, model=weights, step=trainer.step, best=self.best)
+
+@patch
+def on_step(self: BestCheckpoint, trainer, logs):
+    if self.every and trainer.step % self.every == 0: self.evaluate(trainer)
+
+@patch
+def on_epoch_end(self: BestCheckpoint, trainer, epoch, logs):
+    if self.every: return
+    logs.update({f'valid_{k}': v for k, v in self.evaluate(trainer).items() if k not in ('step', 'epoch')})
+
+@patch
+def load_best(self: BestCheckpoint, model: nn.Module, run_dir: str | os.PathLike | None = None) -> nn.Module:
+    "Load the best weights into `model` (from memory, or from `run_dir/<filename>`)."
+    if self._weights is not None: model.load_state_dict(self._weights); return model
+    if run_dir is None: raise ValueError("No best weights in memory: pass the run_dir they were saved to.")
+    model.load_state_dict(load_checkpoint(Path(run_dir)/self.filename)['model']); return model
+
+@patch
+def state_dict(self: BestCheckpoint) -> dict:
+    return {'best': self.best, 'best_step': self.best_step, 'since_best': self.since_best,
+            'evaluations': json.dumps(self.evaluations)}
+
+@patch
+def load_state_dict(self: BestCheckpoint, st: dict):
+    self.best, self.best_step, self.since_best = st['best'], st['best_step'], st['since_best']
+    self.evaluations = json.loads(st['evaluations'])
+
+# %% ../nbs/00_core.ipynb #38bf6a32
+class EarlyStopping:
+    "Stop the run when the trainer's `BestCheckpoint` has not improved for `patience` evaluations."
+    order = 10          # after BestCheckpoint, so it sees this step's evaluation
+    def __init__(self, patience: int, monitor: BestCheckpoint | None = None):
+        if patience < 1: raise ValueError(f"patience={patience}: it must be at least 1.")
+        self.patience, self.monitor, self.stopped_step = patience, monitor, None
+
+    def _check(self, trainer):
+        bc = self.monitor or next((c for c in trainer.callbacks if isinstance(c, BestCheckpoint)), None)
+        if bc is None: raise ValueError("EarlyStopping needs a BestCheckpoint in the trainer's callbacks, or monitor=.")
+        if bc.since_best >= self.patience and not trainer.stop_training:
+            trainer.stop_training, self.stopped_step = True, trainer.step
+
+    def on_step(self, trainer, logs): self._check(trainer)
+    def on_epoch_end(self, trainer, epoch, logs): self._check(trainer)
+    def state_dict(self) -> dict: return {'stopped_step': self.stopped_step}
+    def load_state_dict(self, st: dict): self.stopped_step = st['stopped_step']
+
+# %% ../nbs/00_core.ipynb #86719913
+@dataclasses.dataclass
+class Job:
+    "A named unit of an experiment: `fn()` returns a JSON-able record."
+    name: str                       # unique within a queue; the record is written to `<out_dir>/<name>.json`
+    fn: Callable[[], dict]          # runs the job and returns its record (metrics, history, ...)
+    config: Any = None              # stored in the record (dataclasses are converted)
+    group: str | None = None        # the configuration the seeds average over (default: `name` without `_s<seed>`)
+    seed: int | None = None         # default: the `<seed>` of a trailing `_s<seed>`
+
+def _split_seed(name: str) -> tuple[str, int | None]:
+    import re
+    m = re.fullmatch(r'(.*)_s(\d+)', name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+def _as_job(j) -> Job:
+    if isinstance(j, Job): return j
+    if isinstance(j, (tuple, list)) and len(j) >= 2 and callable(j[1]): return Job(*j)
+    raise TypeError(f"A job must be a Job or a (name, fn[, config]) tuple, not {j!r}.")
+
+# %% ../nbs/00_core.ipynb #1080448b
+def run_jobs(jobs: Iterable, out_dir: str | os.PathLike, progress: bool = True, rerun: bool = False) -> dict[str, dict]:
+    "Run `jobs` in order, each record written to `out_dir/<name>.json`; a job with a record already is read back."
+    jobs, out_dir = [_as_job(j) for j in jobs], Path(out_dir)
+    names = [j.name for j in jobs]
+    if len(set(names)) < len(names):
+        raise ValueError(f"Job names must be unique; repeated: {sorted({n for n in names if names.count(n) > 1})}.")
+    results = {}
+    for i, job in enumerate(jobs):
+        path = out_dir/f'{job.name}.json'
+        if path.exists() and not rerun:
+            results[job.name] = json.loads(path.read_text()); continue
+        if progress: print(f'[{time.strftime("%H:%M:%S")}] job {i + 1}/{len(jobs)}: {job.name}', flush=True)
+        group, seed = _split_seed(job.name)
+        t0 = time.perf_counter()
+        try: rec, status = dict(job.fn() or {}), 'ok'
+        except NonFiniteLossError as e: rec, status = {'error': str(e)}, 'diverged'
+        rec = {'name': job.name, 'group': job.group if job.group is not None else group,
+               'seed': job.seed if job.seed is not None else seed,
+               **({'config': job.config} if job.config is not None else {}), **rec}
+        rec['status'] = rec.get('status', status) if status == 'ok' else status
+        rec['wall_s'] = time.perf_counter() - t0
+        write_record(path, rec)
+        results[job.name] = json.loads(path.read_text())
+    return results
+
+# %% ../nbs/00_core.ipynb #0cad7087
+_MISSING = object()
+
+def get_path(record: dict, path: str, default: Any = _MISSING) -> Any:
+    "The value at dotted `path` in `record` (`'final.knn5'`; integers index lists, `-1` the last element)."
+    cur = record
+    for part in path.split('.'):
+        if isinstance(cur, dict) and part in cur: cur = cur[part]
+        elif isinstance(cur, (list, tuple)) and part.lstrip('-').isdigit() and -len(cur) <= int(part) < len(cur):
+            cur = cur[int(part)]
+        elif default is not _MISSING: return default
+        else: raise KeyError(f"{path!r}: the record has no {part!r} there.")
+    return cur
+
+def _getter(spec):
+    if callable(spec): return spec
+    if isinstance(spec, (list, tuple)): return lambda r: tuple(get_path(r, s) for s in spec)
+    return lambda r: get_path(r, spec)
+
+def _records(records) -> list[dict]: return list(records.values()) if isinstance(records, dict) else list(records)
+
+# %% ../nbs/00_core.ipynb #67038879
+def summary_stats(records, by, metrics: dict) -> dict:
+    "`{group: {'n', 'failed', column: (mean, sd, count)}}`; sd is the sample standard deviation (NaN for one value)."
+    import statistics
+    key, groups = _getter(by), {}
+    for r in _records(records): groups.setdefault(key(r), []).append(r)
+    out = {}
+    for k, rs in groups.items():
+        ok = [r for r in rs if r.get('status', 'ok') == 'ok']
+        row = {'n': len(ok), 'failed': len(rs) - len(ok)}
+        for col, spec in metrics.items():
+            get = _getter(spec)
+            vals = [float(v) for v in (get(r) for r in ok) if v is not None]
+            sd = statistics.stdev(vals) if len(vals) > 1 else float('nan')
+            row[col] = (statistics.fmean(vals) if vals else float('nan'), sd, len(vals))
+        out[k] = row
+    return out
+
+def summarise(records, by, metrics: dict, fmt: str | dict = '.1f', by_name: str | None = None) -> list[dict]:
+    "Rows `{by: group, 'n': seeds, column: 'mean ± sd'}` (a `failed` column when any record did not finish)."
+    stats = summary_stats(records, by, metrics)
+    show_failed = any(s['failed'] for s in stats.values())
+    name = by_name or (by if isinstance(by, str) else 'group')
+    rows = []
+    for k, s in stats.items():
+        row = {name: k, 'n': s['n'], **({'failed': s['failed']} if show_failed else {})}
+        for col in metrics:
+            m, sd, n = s[col]; f = fmt.get(col, '.1f') if isinstance(fmt, dict) else fmt
+            row[col] = '–' if n == 0 else (f'{m:{f}} ± {sd:{f}}' if n > 1 else f'{m:{f}}')
+        rows.append(row)
+    return rows
+
+# %% ../nbs/00_core.ipynb #5c574106
+def paired_differences(records, a, b, metric, by='group', pair='seed') -> dict:
+    "Per-`pair` differences `b − a` of `metric` between groups `a` and `b` (finished records only), with mean and sd."
+    import statistics
+    key, pk, get = _getter(by), _getter(pair), _getter(metric)
+    ok = [r for r in _records(records) if r.get('status', 'ok') == 'ok']
+    va = {pk(r): float(get(r)) for r in ok if key(r) == a}
+    vb = {pk(r): float(get(r)) for r in ok if key(r) == b}
+    pairs = sorted(set(va) & set(vb), key=str)
+    diffs = [vb[p] - va[p] for p in pairs]
+    return {'a': a, 'b': b, 'n': len(diffs), 'pairs': pairs, 'diffs': diffs,
+            'mean': statistics.fmean(diffs) if diffs else float('nan'),
+            'sd': statistics.stdev(diffs) if len(diffs) > 1 else float('nan')}
+
+# %% ../nbs/00_core.ipynb #2fd2a8ca
 CHAPTERS = ('intl', 'rotpro', 'flexmol')
 PRESETS = ('smoke', 'cpu', 'gpu')
 EXPERIMENTS: dict[str, dict[str, Callable]] = {}
@@ -420,10 +825,12 @@ def experiment(chapter: str, preset: str):
     return deco
 
 def load_chapter(chapter: str) -> dict[str, Callable]:
-    "Import `reprbook.<chapter>.reproduce` (if the chapter has one) and return its registered presets."
-    if chapter not in CHAPTERS: raise ValueError(f"Unknown chapter {chapter!r}; choose one of {', '.join(CHAPTERS)} or all.")
-    name = f'reprbook.{chapter}.reproduce'
-    try: importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name not in (name, f'reprbook.{chapter}'): raise
+    "Import `reprbook.<chapter>.experiments` (if the chapter has one) and return its registered presets."
+    if chapter not in CHAPTERS:
+        raise ValueError(f"Unknown chapter {chapter!r}; choose one of {', '.join(CHAPTERS)} or all.")
+    for mod in ('experiments', 'reproduce'):
+        name = f'reprbook.{chapter}.{mod}'
+        try: importlib.import_module(name); break
+        except ModuleNotFoundError as e:
+            if e.name not in (name, f'reprbook.{chapter}'): raise
     return EXPERIMENTS.get(chapter, {})
