@@ -16,15 +16,16 @@ import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem, rdDetermineBonds
 from ..core import atomic_write, cache_dir, data_dir, fetch, DataNotFoundError
-from .featurize import (CONF_STATUSES, H_MAX, MAX_SPD, _graph_arrays, _to_data, collate_molecules,
-                                        prepare_molecule)
+from .featurize import (ATOM_FEATURE_DIMS, BOND_FEATURE_DIMS, CONF_STATUSES, H_MAX, MAX_SPD, _graph_arrays,
+                                        _to_data, collate_molecules, prepare_molecule)
+from .model import FlexMolConfig, MolBatch
 from .conformers import generate_conformers
 
 # %% auto #0
 __all__ = ['DEEPCHEM_URL', 'MOLECULENET', 'HARTREE_TO_EV', 'QM9_ENERGY_TARGETS', 'QM9_ZIP_URL', 'QM9_UNCHARACTERIZED_URL',
            'LoadReport', 'MolDataset', 'molecules_from_smiles', 'load_molecule_csv', 'moleculenet_path',
            'load_moleculenet', 'qm9_path', 'qm9_mol_from_xyz', 'load_qm9', 'sample_path', 'qm9_npz_from_deepchem',
-           'download_qm9']
+           'download_qm9', 'mol_config', 'make_batches', 'sample_molecules', 'modality_counts']
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #4667131f
 @dataclasses.dataclass
@@ -361,3 +362,40 @@ def download_qm9(zip_url: str = QM9_ZIP_URL, uncharacterized_url: str | None = Q
     zip_path = fetch('qm9/qm9.zip', url=zip_url, progress=progress)
     unc = fetch('qm9/uncharacterized.txt', url=uncharacterized_url, progress=progress) if uncharacterized_url else None
     return qm9_npz_from_deepchem(zip_path, unc, out)
+
+# %% ../../nbs/32_flexmol.datasets.ipynb #6b7ac599
+def mol_config(preset: str = 'ci_smoke', **overrides) -> FlexMolConfig:
+    "A `FlexMolConfig` preset (`ci_smoke`, `cpu`, `gpu_full`) with the vocabularies and pair settings of this featuriser."
+    return FlexMolConfig.preset(preset, atom_vocab=tuple(ATOM_FEATURE_DIMS), bond_vocab=tuple(BOND_FEATURE_DIMS),
+                                max_spd=MAX_SPD, h_max=H_MAX, **overrides)
+
+def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True, targets: bool = False,
+                 bucket: int = 1) -> list:
+    """Dense `MolBatch`es of `graphs` (or `(MolBatch, y)` pairs with `targets=True`), shuffled deterministically by
+    `(seed, epoch)`. `bucket > 1` sorts each run of `bucket * batch_size` shuffled molecules by size before cutting
+    batches (less padding, so less pair work), then shuffles the batch order."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = (torch.randperm(len(graphs), generator=g) if shuffle else torch.arange(len(graphs))).tolist()
+    if bucket > 1:
+        span = bucket * batch_size
+        order = [j for i in range(0, len(order), span) for j in sorted(order[i:i + span], key=lambda j: graphs[j].num_nodes)]
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if bucket > 1 and shuffle: chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
+    out = []
+    for c in chunks:
+        batch = collate_molecules([graphs[j] for j in c])
+        out.append((MolBatch.from_collated(batch), batch.y) if targets else MolBatch.from_collated(batch))
+    return out
+
+# %% ../../nbs/32_flexmol.datasets.ipynb #7b9988f2
+def sample_molecules(seed: int = 0, n_workers: int = 1) -> dict:
+    "The packaged samples: `{'qm9': MolDataset, 'bbbp': MolDataset, 'reports': {name: LoadReport}}` (BBBP with conformers)."
+    qm9, qm9_report = load_qm9(path=sample_path('qm9_256.npz'), progress=False)
+    bbbp, bbbp_report = load_molecule_csv(sample_path('bbbp_64.csv'), conformers=True, seed=seed, n_workers=n_workers,
+                                          progress=False)
+    return {'qm9': qm9, 'bbbp': bbbp, 'reports': {'qm9': qm9_report, 'bbbp': bbbp_report}}
+
+def modality_counts(graphs) -> dict[str, int]:
+    "How many molecules have both modalities, only 2D, only 3D."
+    kinds = [(bool(g.has_2d), bool(g.has_3d)) for g in graphs]
+    return {'both': kinds.count((True, True)), '2d_only': kinds.count((True, False)), '3d_only': kinds.count((False, True))}

@@ -31,7 +31,7 @@ OGB_BOND_VOCAB = (5, 6, 2)                          # bond type, stereo, conjuga
 SHARE_MODES = ('attn', 'attn+ffn', 'all', 'none')
 MODALITIES = ('both', '2d', '3d', 'auto')
 
-_CHOICES = dict(share=SHARE_MODES, pair_update=('carry', 'static'), fl_position=('stem', 'side'),
+_CHOICES = dict(share=SHARE_MODES, pair_update=('carry', 'static'), fl_position=('stem', 'side', 'approx'),
                 pool=('mean', 'token'), fusion=('concat', 'mean', 'cross_attn', 'real_only'), atom_features_3d=('z_only', 'full'))
 
 @dataclass
@@ -231,15 +231,18 @@ class DegreeEncoding(nn.Module):
         return self.emb(deg)
 
 class SPDPathBias(nn.Module):
-    r"""$P^{(0)}_{h,ij}=b^h_{\mathrm{SPD}(i,j)}+\frac1{N_{ij}}\sum_{k\le N_{ij}}(e_k^\top W_k)_h$: `(spd [B,n,n], path [B,n,n,h_max,F], path_len [B,n,n]) -> [B,H,n,n]`."""
+    r"""$P^{(0)}_{h,ij}=b^h_{\mathrm{SPD}(i,j)}+\frac1{N_{ij}}\sum_{k\le N_{ij}}(e_k^\top W_k)_h$: `(spd [B,n,n], path [B,n,n,h_max,F], path_len [B,n,n], pair_mask) -> [B,H,n,n]`;
+    pairs where the optional bool `pair_mask [B,n,n]` is True get the `[MASK]` SPD embedding and no path term."""
     def __init__(self, n_heads: int, n_spd: int, h_max: int, bond_vocab: Sequence[int]):
         super().__init__()
-        self.spd_emb = nn.Embedding(n_spd, n_heads)
+        self.n_spd, self.spd_emb = n_spd, nn.Embedding(n_spd + 1, n_heads)   # last row: a masked pair ([MASK] SPD)
         # row 0 stands for "no edge" (slots past N_ij): a zero vector that never learns
         self.bond_emb = nn.ModuleList(nn.Embedding(v + 1, n_heads, padding_idx=0) for v in bond_vocab)
         self.hop_w = nn.Parameter(torch.randn(h_max, n_heads, n_heads) / math.sqrt(n_heads))
 
-    def forward(self, spd, path, path_len):
+    def forward(self, spd, path, path_len, pair_mask=None):
+        if pair_mask is not None:   # masked pairs: the [MASK] SPD row and no path edges (their count would reveal the SPD)
+            spd, path_len = spd.masked_fill(pair_mask, self.n_spd), path_len.masked_fill(pair_mask, 0)
         on_path = torch.arange(path.shape[-2], device=path.device) < path_len[..., None]         # [B,n,n,h_max]
         e = sum(emb(torch.where(on_path, path[..., f] + 1, 0)) for f, emb in enumerate(self.bond_emb))  # [B,n,n,h_max,H]
         path_bias = torch.einsum('bijkh,khg->bijg', e, self.hop_w.to(e.dtype)) / path_len.clamp(min=1)[..., None]
@@ -360,9 +363,9 @@ class Input2D(nn.Module):
         self.pair = SPDPathBias(cfg.n_heads, cfg.n_spd, cfg.h_max, cfg.bond_vocab)
         self.fl = _mlp(cfg.d, cfg.d, cfg.d)
 
-    def forward(self, mb: MolBatch, atom_feat: torch.Tensor):
+    def forward(self, mb: MolBatch, atom_feat: torch.Tensor, pair_mask: torch.Tensor | None = None):
         x = self.atoms(atom_feat) + self.degree(mb.spd, mb.atom_mask)
-        return x, self.fl(x), self.pair(mb.spd, mb.path, mb.path_len)
+        return x, self.fl(x), self.pair(mb.spd, mb.path, mb.path_len, pair_mask)
 
 class Input3D(nn.Module):
     r"""3D branch input: $y_i=X_i+\sum_j\psi(i,j)W_D$, stem $\tilde y=\mathrm{MLP}_{3D\text{-}FL}(y)$, pair bias $Q^{(0)}$."""
@@ -465,6 +468,8 @@ class FlexMolOutput:
     bias_3d: torch.Tensor         # Q^(0)
     decoded_3d: dict = field(default_factory=dict)   # {'idx', 'atoms' (y^), 'pair' (Q^)} for the molecules decoded 2D->3D
     decoded_2d: dict = field(default_factory=dict)   # {'idx', 'atoms' (x^), 'pair' (P^)}
+    embed_2d: torch.Tensor | None = None             # x [B,n,d] (embedding before the FL MLP) where 2D was real
+    embed_3d: torch.Tensor | None = None             # y
 
 def _scatter(idx: torch.Tensor, values: torch.Tensor, B: int) -> torch.Tensor:
     "A full-batch tensor with `values` at rows `idx` and zeros elsewhere (differentiable)."
@@ -511,15 +516,17 @@ class FlexMol(nn.Module):
         feat[..., 0] = torch.where(mask & mb.atom_mask, torch.full_like(feat[..., 0], self.cfg.mask_type), feat[..., 0])
         return feat
 
-    def forward(self, mb: MolBatch, modality: str = 'auto', mask_2d=None, mask_3d=None, decode_all: bool = False) -> FlexMolOutput:
+    def forward(self, mb: MolBatch, modality: str = 'auto', mask_2d=None, mask_3d=None, decode_all: bool = False,
+                pair_mask_2d=None) -> FlexMolOutput:
         cfg, B = self.cfg, len(mb)
         use_2d, use_3d = self.realise(mb, modality)
         i2, i3 = use_2d.nonzero().flatten(), use_3d.nonzero().flatten()
         mb2, mb3 = mb.select(i2), mb.select(i3)
         # 1. real inputs: embeddings, FL stems, pair biases, encoders
-        x, x_tilde, P0 = self.input_2d(mb2, self._feat(mb2, None if mask_2d is None else mask_2d[i2]))
+        x, x_tilde, P0 = self.input_2d(mb2, self._feat(mb2, None if mask_2d is None else mask_2d[i2]),
+                                       None if pair_mask_2d is None else pair_mask_2d[i2])
         y, y_tilde, Q0 = self.input_3d(mb3, self._feat(mb3, None if mask_3d is None else mask_3d[i3]))
-        h2, h3 = (x_tilde, y_tilde) if cfg.fl_position == 'stem' else (x, y)
+        h2, h3 = (x_tilde, y_tilde) if cfg.fl_position == 'stem' else (x, y)   # 'side', 'approx': encoders read x, y
         x_F, P_F, g_2d = self.encoder_2d(h2, P0, mb2.atom_mask)
         y_F, Q_F, g_3d = self.encoder_3d(h3, Q0, mb3.atom_mask)
         atoms_2d, pair_2d, pooled_2d = _scatter(i2, x_F, B), _scatter(i2, P_F, B), _scatter(i2, g_2d, B)
@@ -553,7 +560,7 @@ class FlexMol(nn.Module):
         realised = torch.where(use_2d & use_3d, 0, torch.where(use_2d, 1, 2))
         return FlexMolOutput(self.task_head(fused), fused, atoms_2d, atoms_3d, pair_2d, pair_3d, pooled_2d, pooled_3d, realised,
                              _scatter(i2, x_tilde, B), _scatter(i3, y_tilde, B), _scatter(i2, P0, B), _scatter(i3, Q0, B),
-                             decoded_3d, decoded_2d)
+                             decoded_3d, decoded_2d, _scatter(i2, x, B), _scatter(i3, y, B))
 
 # %% ../../nbs/30_flexmol.model.ipynb #e8043a05
 def flexmol_param_count(cfg: FlexMolConfig) -> dict[str, int]:
@@ -563,7 +570,7 @@ def flexmol_param_count(cfg: FlexMolConfig) -> dict[str, int]:
     mlp = lambda a, h, b: lin(a, h) + lin(h, b)
     emb_2d = d * (sum(cfg.atom_vocab) + 1)
     groups = {
-        'input_2d': emb_2d + d * (cfg.max_degree + 1) + H * cfg.n_spd + H * sum(v + 1 for v in cfg.bond_vocab)
+        'input_2d': emb_2d + d * (cfg.max_degree + 1) + H * (cfg.n_spd + 1) + H * sum(v + 1 for v in cfg.bond_vocab)
                     + cfg.h_max * H * H + mlp(d, d, d),
         'input_3d': (d * T if cfg.atom_features_3d == 'z_only' else emb_2d) + 2 * K + 2 * T * T + K * d + mlp(K, K, H) + mlp(d, d, d),
         'encoders': encoder_layer_params(cfg) + 2 * 2 * d + (2 * (d + H) if cfg.pool == 'token' else 0),
