@@ -16,41 +16,82 @@ from torch.autograd.function import once_differentiable
 from torch import nn
 
 # %% auto #0
-__all__ = ['check_embedding', 'FullGather', 'gather_embeddings', 'iternorm', 'IterNorm', 'trace_loss', 'norm_mse', 'intl_beta',
-           'covariance_eigenvalues', 'effective_rank', 'condition_number', 'spectrum_stats', 'phi', 'phi_T', 'ns_poly',
-           'intl_loss', 'INTLLoss', 'momentum_schedule', 'INTLMomentum', 'intl_m_loss', 'power_st', 'linear_toy']
+__all__ = ['check_embedding', 'centred_cov', 'FullGather', 'gather_embeddings', 'iternorm', 'IterNorm', 'trace_loss', 'norm_mse',
+           'intl_beta', 'covariance_eigenvalues', 'effective_rank', 'condition_number', 'spectrum_stats', 'phi',
+           'phi_T', 'ns_poly', 'intl_loss', 'INTLLoss', 'momentum_schedule', 'INTLMomentum', 'intl_m_loss', 'power_st',
+           'train_linear_toy']
 
 # %% ../../nbs/10_intl.spectral.ipynb #0587fbc6
 _AXES = {0: 'channel (m x m Gram over the batch)', 1: 'batch (d x d feature covariance)'}
 
 def _check_axis(axis):
-    if axis not in _AXES: raise ValueError(f"axis={axis!r}: use 0 (channel whitening, the official default) or 1 (batch whitening).")
+    if axis not in _AXES:
+        raise ValueError(f"axis={axis!r}: use 0 (channel whitening, the official default) or 1 (batch whitening).")
 
 def check_embedding(z: torch.Tensor, axis: int = 0, name: str = 'z') -> None:
-    "Raise a clear `ValueError` for input the whitening cannot handle; warn when the channel-axis Gram is rank-deficient."
+    "Raise a clear `ValueError` for input the whitening cannot handle; warn when the whitened matrix is rank-deficient."
     _check_axis(axis)
-    if not isinstance(z, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor of shape (batch, features), got {type(z).__name__}.")
-    if z.ndim != 2: raise ValueError(f"{name} has shape {tuple(z.shape)}: expected a 2-D (batch, features) tensor; flatten or stack your embeddings first.")
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, features), got {type(z).__name__}.")
+    if z.ndim != 2:
+        raise ValueError(f"{name} has shape {tuple(z.shape)}: expected a 2-D (batch, features) tensor; "
+                         "flatten or stack your embeddings first.")
     m, d = z.shape
-    if m < 2: raise ValueError(f"{name} has {m} sample(s): whitening needs a batch of at least 2 samples (the covariance divides by m-1); use a larger batch.")
-    if d < 2: raise ValueError(f"{name} has {d} feature(s): whitening needs at least 2 features (channel centring divides by d-1).")
+    if m < 2:
+        raise ValueError(f"{name} has {m} sample(s): whitening needs a batch of at least 2 samples "
+                         "(the covariance divides by m-1); use a larger batch.")
+    if d < 2:
+        raise ValueError(f"{name} has {d} feature(s): whitening needs at least 2 features (channel centring divides by d-1).")
     # one reduction first (NaN/Inf always make the sum non-finite); the elementwise scan only when it is not finite
-    if not torch.isfinite(z.detach().sum()) and not torch.isfinite(z).all(): raise ValueError(f"{name} contains NaN or Inf values: check the encoder's output (learning rate, mixed precision overflow) before the loss.")
+    if not torch.isfinite(z.detach().sum()) and not torch.isfinite(z).all():
+        raise ValueError(f"{name} contains NaN or Inf values: check the encoder's output "
+                         "(learning rate, mixed precision overflow) before the loss.")
+    first = z.detach()[:, :1] if axis == 0 else z.detach()[:1]
+    if torch.equal(z.detach(), first.expand_as(z)): raise _zero_variance(name, axis)   # exits at the first difference
     if axis == 0 and m >= d:
-        warnings.warn(f"channel-axis whitening with batch m={m} >= features d={d}: after centring each sample over its features the "
-                      f"m x m Gram has rank <= d-1 < m, so it is singular. Use an embedding wider than the batch, or axis=1.", stacklevel=3)
+        warnings.warn(f"channel-axis whitening with batch m={m} >= features d={d}: after centring each sample over its "
+                      f"features the m x m Gram has rank <= d-1 < m, so it is singular. Use an embedding wider than the "
+                      "batch, or axis=1.", stacklevel=3)
     elif axis == 1 and m <= d:
-        warnings.warn(f"batch-axis whitening with batch m={m} <= features d={d}: the d x d covariance has rank <= m-1 < d, so it is singular. "
-                      f"Use a batch larger than the embedding, or axis=0.", stacklevel=3)
+        warnings.warn(f"batch-axis whitening with batch m={m} <= features d={d}: the d x d covariance has rank <= m-1 < d, "
+                      "so it is singular. Use a batch larger than the embedding, or axis=0.", stacklevel=3)
+
+def _zero_variance(name: str, axis: int) -> ValueError:
+    what = 'every sample is constant over its features' if axis == 0 else 'every sample is the same'
+    return ValueError(f"{name} has zero variance along the whitened axis ({what}): tr(Σ) = 0 and whitening would divide "
+                      "by it (NaN). The loss is undefined for a constant batch; check the encoder's output (a collapsed or "
+                      "dead projector) or the input pipeline.")
+
+def _check_trace(tr: torch.Tensor, axis: int, names: Sequence[str]) -> None:
+    "Raise the zero-variance `ValueError` when a view's covariance trace is 0 (also when it underflows)."
+    bad = (~(tr > 0)).nonzero().flatten().tolist()
+    if bad: raise _zero_variance(names[bad[0]], axis)
 
 def _whitening_context(z: torch.Tensor, whiten_dtype):
-    "Context and cast for the whitening: `whiten_dtype` with autocast off, or `'autocast'` to leave autocast in charge (official behaviour)."
+    "Context and cast for the whitening: `whiten_dtype` with autocast off, or `'autocast'` (the official behaviour)."
+    msg = f"whiten_dtype={whiten_dtype!r}: use a torch floating dtype (default torch.float32) or 'autocast'."
     if isinstance(whiten_dtype, str):
-        if whiten_dtype != 'autocast': raise ValueError(f"whiten_dtype={whiten_dtype!r}: use a torch floating dtype (default torch.float32) or 'autocast'.")
+        if whiten_dtype != 'autocast': raise ValueError(msg)
         return nullcontext(), z
-    if not (isinstance(whiten_dtype, torch.dtype) and whiten_dtype.is_floating_point):
-        raise ValueError(f"whiten_dtype={whiten_dtype!r}: use a torch floating dtype (default torch.float32) or 'autocast'.")
+    if not (isinstance(whiten_dtype, torch.dtype) and whiten_dtype.is_floating_point): raise ValueError(msg)
     return torch.autocast(device_type=z.device.type, enabled=False), z.to(whiten_dtype)
+
+# %% ../../nbs/10_intl.spectral.ipynb #c0v2ex01
+def centred_cov(z: torch.Tensor,  # (m, d) batch, rows = samples
+                axis: int,  # 0: channel (m x m Gram of the row-centred batch), 1: batch (d x d covariance)
+                return_centred: bool = False,  # also return the centred batch
+                ):
+    r"""The matrix IterNorm whitens. axis 0: $\bar Z=Z-\tfrac1dZ\mathbf 1\mathbf 1^\top$, $\Sigma=\bar Z\bar Z^\top/(d-1)$
+    ($m\times m$); axis 1: $\bar Z=Z-\tfrac1m\mathbf 1\mathbf 1^\top Z$, $\Sigma=\bar Z^\top\bar Z/(m-1)$ ($d\times d$).
+    Returns $\Sigma$, or $(\Sigma,\bar Z)$ with `return_centred=True`."""
+    _check_axis(axis)
+    if axis == 0:
+        zc = z - z.mean(dim=1, keepdim=True)                          # centre each sample over its d features
+        cov = zc @ zc.T / (zc.shape[1] - 1)                           # m x m
+    else:
+        zc = z - z.mean(dim=0, keepdim=True)                          # centre each feature over the batch
+        cov = zc.T @ zc / (zc.shape[0] - 1)                           # d x d
+    return (cov, zc) if return_centred else cov
 
 # %% ../../nbs/10_intl.spectral.ipynb #b4e02a13
 class FullGather(torch.autograd.Function):
@@ -80,37 +121,38 @@ def _gather(z, gather_fn):
 
 # %% ../../nbs/10_intl.spectral.ipynb #9730808b
 def _newton_schulz(sigma_n: torch.Tensor, T: int) -> torch.Tensor:
-    "The official iteration $P_k=\\tfrac32P_{k-1}-\\tfrac12P_{k-1}^3\\Sigma_N$ from $P_0=I$ (`baddbmm(P, P^3, Σ_N, beta=1.5, alpha=-0.5)`)."
+    r"""The official iteration $P_k=\tfrac32P_{k-1}-\tfrac12P_{k-1}^3\Sigma_N$ from $P_0=I$
+    (`baddbmm(P, P^3, Σ_N, beta=1.5, alpha=-0.5)` in `methods/whitening.py`)."""
     P = torch.eye(sigma_n.shape[-1], dtype=sigma_n.dtype, device=sigma_n.device)
     for _ in range(T):
         P = torch.addmm(P, torch.linalg.matrix_power(P, 3), sigma_n, beta=1.5, alpha=-0.5)
     return P
 
-def _iternorm(z: torch.Tensor, T: int, axis: int) -> torch.Tensor:
-    "IterNorm on an already gathered, validated, cast batch (no checks)."
-    if axis == 0:
-        zc = z - z.mean(dim=1, keepdim=True)                          # centre each sample over its d features
-        cov = zc @ zc.T / (zc.shape[1] - 1)                           # m x m
-    else:
-        zc = z - z.mean(dim=0, keepdim=True)                          # centre each feature over the batch
-        cov = zc.T @ zc / (zc.shape[0] - 1)                           # d x d
+def _iternorm(z: torch.Tensor, T: int, axis: int, name: str = 'z') -> torch.Tensor:
+    "IterNorm on an already gathered, validated, cast batch."
+    cov, zc = centred_cov(z, axis, return_centred=True)
     tr = cov.diagonal().sum()
+    _check_trace(tr[None], axis, [name])
     P = _newton_schulz(cov / tr, T)
     W = P * tr.rsqrt()
     # the official code multiplies Z̄ᵀ by W from the right, i.e. uses Wᵀ; W is symmetric up to rounding
     return W.T @ zc if axis == 0 else zc @ W
 
-def iternorm(z: torch.Tensor, T: int = 4, axis: int = 0, whiten_dtype=torch.float32, gather_fn: Callable | None = None) -> torch.Tensor:
+def iternorm(z: torch.Tensor,  # (m, d) embeddings, rows = samples
+             T: int = 4,  # Newton-Schulz steps (official default 4)
+             axis: int = 0,  # 0: channel whitening (official default), 1: batch whitening
+             whiten_dtype=torch.float32,  # dtype of the whitening (autocast off), or 'autocast'
+             gather_fn: Callable | None = None,  # replaces the all-gather under torch.distributed
+             ) -> torch.Tensor:
     r"""IterNorm exactly as in the official INTL code, returning $\hat Z$ with the shape of `z` ($m\times d$).
 
-    axis 0 (channel, default): $\bar Z=Z-\frac1d Z\mathbf 1\mathbf 1^\top$, $\Sigma=\bar Z\bar Z^\top/(d-1)$ ($m\times m$), $\hat Z=W\bar Z$.
-    axis 1 (batch): $\bar Z=Z-\frac1m\mathbf 1\mathbf 1^\top Z$, $\Sigma=\bar Z^\top\bar Z/(m-1)$ ($d\times d$), $\hat Z=\bar ZW$.
-    $\Sigma_N=\Sigma/\operatorname{tr}\Sigma$, $P_0=I$, $P_k=\frac32P_{k-1}-\frac12P_{k-1}^3\Sigma_N$, $W=P_T/\sqrt{\operatorname{tr}\Sigma}$.
-    No eps, no running statistics, autograd through all T steps. Computed in `whiten_dtype` with autocast disabled
-    (`'autocast'` keeps the official mixed-precision behaviour). Under `torch.distributed` the batch is gathered from all ranks
-    first (`gather_fn` overrides; pass `lambda z: z` to whiten per rank) and the *global* whitened batch is returned."""
+    $\Sigma$ = `centred_cov(z, axis)`, $\Sigma_N=\Sigma/\operatorname{tr}\Sigma$, $P_0=I$,
+    $P_k=\frac32P_{k-1}-\frac12P_{k-1}^3\Sigma_N$, $W=P_T/\sqrt{\operatorname{tr}\Sigma}$; $\hat Z=W\bar Z$ (axis 0) or $\bar ZW$ (axis 1).
+    No eps, no running statistics, autograd through all T steps. Under `torch.distributed` the batch is gathered from all
+    ranks first (`gather_fn` overrides; `lambda z: z` whitens per rank) and the *global* whitened batch is returned."""
     _check_axis(axis)
-    if not (isinstance(T, int) and T >= 0): raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
+    if not (isinstance(T, int) and T >= 0):
+        raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
     z = _gather(z, gather_fn)
     check_embedding(z, axis)
     ctx, z = _whitening_context(z, whiten_dtype)
@@ -149,28 +191,38 @@ def intl_beta(n: int) -> float:
 
 # %% ../../nbs/10_intl.spectral.ipynb #09ccebb8
 def covariance_eigenvalues(z: torch.Tensor, axis: int = 1) -> torch.Tensor:
-    "Eigenvalues (float64, descending) of the covariance `iternorm` would whiten: axis 1 = d×d feature covariance (default), axis 0 = m×m channel Gram."
-    _check_axis(axis)
-    x = z.detach().double()
-    if axis == 0: xc = x - x.mean(dim=1, keepdim=True); cov = xc @ xc.T / (xc.shape[1] - 1)
-    else: xc = x - x.mean(dim=0, keepdim=True); cov = xc.T @ xc / (xc.shape[0] - 1)
-    return torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
+    "Eigenvalues (float64, descending, clamped at 0) of `centred_cov(z, axis)`: axis 1 = d×d covariance (default), 0 = m×m Gram."
+    return torch.linalg.eigvalsh(centred_cov(z.detach().double(), axis)).flip(0).clamp_min(0)
+
+def _as_spectrum(eigenvalues, fn: str, rtol: float = 1e-6) -> torch.Tensor:
+    "The eigenvalues as a float64 vector; a clear `ValueError` for anything that is not the spectrum of a covariance."
+    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    why = None
+    if lam.ndim != 1 or lam.numel() == 0: why = f"got shape {tuple(lam.shape)}, not a non-empty 1-D vector"
+    elif not torch.isfinite(lam).all(): why = "it contains NaN or Inf"
+    elif lam.min() < -rtol * lam.abs().max(): why = f"it has a negative entry ({lam.min().item():.3g})"
+    elif lam.max() <= 0: why = "all its entries are 0 (a constant batch)"
+    if why:
+        raise ValueError(f"{fn} expects the eigenvalues of a covariance (a 1-D, finite, non-negative vector, not all 0), "
+                         f"but {why}. For embeddings z use {fn}(covariance_eigenvalues(z)) or spectrum_stats(z).")
+    return lam.clamp_min(0)                       # entries down to -rtol·max|λ| are rounding of a PSD matrix's eigenvalues
 
 def effective_rank(eigenvalues: torch.Tensor) -> float:
-    r"""$\exp(-\sum_ip_i\log p_i)$, $p_i=\lambda_i/\sum_j\lambda_j$ (Roy & Vetterli): $n$ for a flat spectrum, 1 for rank one."""
-    lam = torch.as_tensor(eigenvalues, dtype=torch.float64).clamp_min(0)
+    r"""$\exp(-\sum_ip_i\log p_i)$, $p_i=\lambda_i/\sum_j\lambda_j$ (Roy & Vetterli) of a spectrum (eigenvalues, not data):
+    $n$ for a flat spectrum, 1 for rank one. Raises `ValueError` for input that is not a spectrum."""
+    lam = _as_spectrum(eigenvalues, 'effective_rank')
     p = lam / lam.sum()
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))
 
 def condition_number(eigenvalues: torch.Tensor, rtol: float = 1e-12) -> float:
-    r"""$\lambda_{max}/\lambda_{min}$; `inf` when $\lambda_{min}\le$ `rtol`$\cdot\lambda_{max}$."""
-    lam = torch.as_tensor(eigenvalues, dtype=torch.float64)
+    r"""$\lambda_{max}/\lambda_{min}$ of a spectrum; `inf` when $\lambda_{min}\le$ `rtol`$\cdot\lambda_{max}$."""
+    lam = _as_spectrum(eigenvalues, 'condition_number')
     hi, lo = float(lam.max()), float(lam.min())
     return math.inf if lo <= rtol * hi else hi / lo
 
 def spectrum_stats(z: torch.Tensor, axis: int = 1) -> dict:
-    "Eigenvalues of the covariance of `z` (see `covariance_eigenvalues`), effective rank, condition number and the count above 1e-3·λ_max."
+    "Eigenvalues of `centred_cov(z, axis)`, effective rank, condition number and the count above 1e-3·λ_max."
     lam = covariance_eigenvalues(z, axis)
     return {'eigenvalues': lam, 'effective_rank': effective_rank(lam), 'condition_number': condition_number(lam),
             'n_above_1e-3': int((lam > 1e-3 * lam.max()).sum())}
@@ -327,6 +379,7 @@ class _GramINTL(torch.autograd.Function):
     def forward(ctx, G, C, T, beta, anchor_trace, d, solver='ns'):
         V, m = G.shape[0], G.shape[-1]
         t = G.diagonal(dim1=-2, dim2=-1).sum(-1)
+        _check_trace(t, 0, [f'view {v + 1}' for v in range(V)])
         S = G / t[:, None, None]
         forward, ctx.adjoint = _SOLVERS[solver]
         P, s, saved = forward(S, T)
@@ -380,7 +433,7 @@ def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bo
 # %% ../../nbs/10_intl.spectral.ipynb #e25a65f9
 def _intl_reference(zs, T, beta, axis, anchor_trace):
     "The straightforward loss: whiten every view (materialising $\\hat Z$), then `trace_loss` and `norm_mse` as the official code."
-    zh = [_iternorm(z, T, axis) for z in zs]
+    zh = [_iternorm(z, T, axis, f'view {v + 1}') for v, z in enumerate(zs)]
     tls = [trace_loss(x, axis) for x in zh]
     nmse = [norm_mse(zh[v], zh[0]) for v in range(1, len(zh))]
     return nmse, tls
@@ -483,17 +536,15 @@ def intl_m_loss(queries: Sequence[torch.Tensor], key: torch.Tensor, T: int = 4, 
 
 # %% ../../nbs/10_intl.spectral.ipynb #72021775
 def power_st(z: torch.Tensor, p: float, axis: int = 0, eps: float = 1e-12, gather_fn: Callable | None = None) -> torch.Tensor:
-    r"""Power-function spectral transformation $g(\lambda)=\lambda^{-p}$: $\hat Z=U\Lambda^{-p}U^\top\bar Z$ (axis 0) or $\bar ZU\Lambda^{-p}U^\top$ (axis 1),
-    centring and covariance as in `iternorm`. Output covariance eigenvalues $\lambda^{1-2p}$ ($p=\tfrac12$ whitens).
-    `eigh` runs in float64; eigenvalues are clamped at `eps`·λ_max. Returned in `z`'s dtype. Gradients through `eigh` grow
-    like $1/(\lambda_i-\lambda_j)$ for close eigenvalues."""
+    r"""Power-function spectral transformation $g(\lambda)=\lambda^{-p}$: $\hat Z=U\Lambda^{-p}U^\top\bar Z$ (axis 0) or
+    $\bar ZU\Lambda^{-p}U^\top$ (axis 1), with $(\Sigma,\bar Z)$ from `centred_cov`. Output covariance eigenvalues
+    $\lambda^{1-2p}$ ($p=\tfrac12$ whitens). `eigh` runs in float64; eigenvalues are clamped at `eps`·λ_max. Returned in
+    `z`'s dtype. Gradients through `eigh` grow like $1/(\lambda_i-\lambda_j)$ for close eigenvalues."""
     _check_axis(axis)
     z = _gather(z, gather_fn)
     check_embedding(z, axis)
     with torch.autocast(device_type=z.device.type, enabled=False):
-        x = z.double()
-        if axis == 0: xc = x - x.mean(dim=1, keepdim=True); cov = xc @ xc.T / (xc.shape[1] - 1)
-        else: xc = x - x.mean(dim=0, keepdim=True); cov = xc.T @ xc / (xc.shape[0] - 1)
+        cov, xc = centred_cov(z.double(), axis, return_centred=True)
         lam, U = torch.linalg.eigh(cov)
         lam = lam.clamp_min(eps * lam.max().detach())
         W = (U * lam.pow(-p)) @ U.T
@@ -501,10 +552,13 @@ def power_st(z: torch.Tensor, p: float, axis: int = 0, eps: float = 1e-12, gathe
     return out.to(z.dtype)
 
 # %% ../../nbs/10_intl.spectral.ipynb #66b94a1a
-def linear_toy(loss_fn: Callable, sigma: float = 0.3, steps: int = 1000, seed: int = 0, d_in: int = 64, d_out: int = 32,
-               batch: int = 256, lr: float = 0.05, n_eval: int = 4096) -> dict:
+def train_linear_toy(loss_fn: Callable,  # loss_fn(z1, z2) -> scalar, on two (batch, d_out) views
+                     sigma: float = 0.3,  # view noise
+                     steps: int = 1000, seed: int = 0, d_in: int = 64, d_out: int = 32,
+                     batch: int = 256, lr: float = 0.05, n_eval: int = 4096) -> dict:
     r"""Train a linear encoder $z=Wx$ ($W$: `d_out` x `d_in`) with `loss_fn(z1, z2)` on two noisy views of
-    $x\sim\mathcal N(0,\operatorname{diag}(1/k))$; return the effective rank and eigenvalues of $\operatorname{Cov}(Wx)$ on clean inputs."""
+    $x\sim\mathcal N(0,\operatorname{diag}(1/k))$; return the effective rank and eigenvalues of $\operatorname{Cov}(Wx)$ on
+    clean inputs."""
     g = torch.Generator().manual_seed(seed)
     W = (torch.randn(d_out, d_in, generator=g) / d_in ** 0.5).requires_grad_()
     scale = (1 / torch.arange(1, d_in + 1, dtype=torch.float32)).sqrt()
