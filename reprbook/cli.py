@@ -1,4 +1,4 @@
-"""`reprbook-info` tells what reprbook sees (versions, data, GPU); `reprbook-reproduce` runs each chapter's registered experiments.
+"""`reprbook-info` tells what reprbook sees (versions, data, GPU); `reprbook-reproduce` runs each chapter's experiments.
 
 Docs: https://reprbook.github.io/reprbook/cli.html.md"""
 
@@ -6,21 +6,27 @@ Docs: https://reprbook.github.io/reprbook/cli.html.md"""
 
 # %% ../nbs/01_cli.ipynb #fd92aa81
 from __future__ import annotations
-import json, os, sys, time
+import os
+# Before torch starts: OpenMP threads that spin while waiting slow torch many times over on shared cores.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+import json as jsonlib, sys, time
 from pathlib import Path
 from fastcore.script import call_parse, CliError
 
 # %% auto #0
-__all__ = ['KNOWN_DATASETS', 'dataset_status', 'info_text', 'reprbook_info', 'reproduce', 'reprbook_reproduce']
+__all__ = ['KNOWN_DATASETS', 'PRESET_HELP', 'dataset_status', 'info_text', 'reprbook_info', 'list_presets', 'text_table',
+           'summary_table', 'reproduce', 'reprbook_reproduce']
 
 # %% ../nbs/01_cli.ipynb #9ee22171
-from .core import CHAPTERS, PRESETS, data_dir, environment_info, load_chapter, results_dir, save_results
+from .core import (CHAPTERS, PRESETS, NonFiniteLossError, data_dir, environment_info, load_chapter,
+                           results_dir, save_results)
 
 # %% ../nbs/01_cli.ipynb #4225d06b
 KNOWN_DATASETS = {
     'cifar10': ('INTL', 'CIFAR-10 (train.zip/test.zip JPEGs, or cifar-10-batches-py)'),
     'kg': ('Rot-Pro', 'knowledge graphs: FB15k-237, WN18RR, Countries S1-S3, YAGO3-10'),
-    'moleculenet': ('FlexMol', 'MoleculeNet CSVs (BBBP, BACE, ClinTox, SIDER, Tox21, ToxCast, HIV, MUV, ESOL, FreeSolv, Lipophilicity)'),
+    'moleculenet': ('FlexMol', 'MoleculeNet CSVs (BBBP, BACE, ClinTox, SIDER, Tox21, ToxCast, HIV, MUV, ESOL, '
+                                'FreeSolv, Lipophilicity)'),
     'qm9': ('FlexMol', 'QM9 with DFT coordinates (qm9.npz)'),
 }
 
@@ -36,7 +42,6 @@ def dataset_status(root: Path | None = None) -> dict[str, list[str] | None]:
 # %% ../nbs/01_cli.ipynb #b270145f
 def info_text() -> str:
     "The report `reprbook-info` prints."
-    import torch
     env, root = environment_info(), data_dir()
     src = 'REPRBOOK_DATA' if os.environ.get('REPRBOOK_DATA') else 'default (set REPRBOOK_DATA to change)'
     lines = [f"reprbook {env['reprbook']}  python {env['python']}  torch {env['torch']}  numpy {env['numpy']}",
@@ -44,8 +49,8 @@ def info_text() -> str:
              f"GPU: {env['cuda'] or 'none visible (CPU only)'}",
              f"data directory: {root}  [{src}]"]
     if not root.is_dir():
-        lines.append(f"  the data directory does not exist. Create it, or point REPRBOOK_DATA at a folder holding the datasets "
-                     f"(for example REPRBOOK_DATA=../shared/data); loaders will download what they can into it.")
+        lines.append(f"  the data directory does not exist. Create it, or point REPRBOOK_DATA at a folder holding the "
+                     "datasets (for example REPRBOOK_DATA=../shared/data); loaders download what they can into it.")
     else:
         for name, entries in dataset_status(root).items():
             chapter, what = KNOWN_DATASETS[name]
@@ -59,41 +64,87 @@ def reprbook_info():
     "Print versions, the data directory and which datasets are present there, and whether a GPU is visible."
     print(info_text())
 
-# %% ../nbs/01_cli.ipynb #4dff715b
-def reproduce(chapter: str = 'all', preset: str = 'smoke', out: str | Path | None = None, list_only: bool = False) -> dict:
-    "Run (or with `list_only`, list) the registered experiments; return `{chapter: metrics or None}`."
+# %% ../nbs/01_cli.ipynb #b63ac318
+PRESET_HELP = {'smoke': 'seconds, on the samples shipped in the package (no download)',
+               'cpu': "the chapter's CPU-scale experiments (hours; needs the datasets)",
+               'gpu': 'the papers\' recipes (needs a CUDA GPU)'}
+
+def list_presets() -> str:
+    "What each chapter registers, one line per chapter and preset."
+    lines = ['Chapters and presets (nothing was run):']
+    for c in CHAPTERS:
+        presets = load_chapter(c)
+        for p in PRESETS:
+            if p in presets: lines.append(f'  {c:<8} --preset {p:<6} {PRESET_HELP[p]}')
+    lines.append('Run one with: reprbook-reproduce CHAPTER --preset smoke   (CHAPTER: intl, rotpro, flexmol or all)')
+    return '\n'.join(lines)
+
+def _check(chapter: str, preset: str) -> tuple[str, ...]:
     if preset not in PRESETS: raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
     chapters = CHAPTERS if chapter == 'all' else (chapter,)
     for c in chapters:
         if c not in CHAPTERS: raise ValueError(f"Unknown chapter {c!r}; choose one of {', '.join(CHAPTERS)} or all.")
+    if preset == 'gpu':
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError("--preset gpu needs a CUDA GPU and none is visible here; use --preset smoke or cpu.")
+    return chapters
+
+# %% ../nbs/01_cli.ipynb #86337a83
+def text_table(rows: list[dict], floatfmt: str = '.4g') -> str:
+    "Rows of dicts as an aligned plain-text table for a terminal."
+    if not rows: return ''
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: format(v, floatfmt) if isinstance(v, float) else ('' if v is None else str(v))
+    cells = [cols] + [[fmt(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ['  '.join(s.ljust(w) for s, w in zip(row, widths)).rstrip() for row in cells]
+    return '\n'.join([lines[0], '  '.join('-' * w for w in widths), *lines[1:]])
+
+def summary_table(metrics: dict) -> str:
+    "A chapter's headline numbers as text: its `table` rows if it gives them, else its scalar metrics."
+    if metrics.get('table'): return text_table(metrics['table'])
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+    return text_table([{'metric': k, 'value': v} for k, v in flat.items()])
+
+# %% ../nbs/01_cli.ipynb #a3ba5198
+def reproduce(chapter: str | None = None, preset: str = 'smoke', out: str | Path | None = None,
+              list_only: bool = False, log=print) -> dict:
+    "Run the registered experiments of `chapter` (or list them); return `{chapter: metrics}`."
+    if chapter is None or list_only:
+        log(list_presets()); return {}
+    chapters = _check(chapter, preset)
     registry = {c: load_chapter(c) for c in chapters}
+    base = Path(out) if out else Path('results')
+    log(f"writing results under {base}/<chapter>/{preset}/ (choose with --out DIR)")
     results = {}
     for c in chapters:
-        presets = registry[c]
-        if list_only or preset not in presets:
-            have = ', '.join(sorted(presets)) or 'none yet'
-            print(f"{c}: preset {preset!r} {'is registered' if preset in presets else 'is not registered'} (registered: {have})")
-            results[c] = None
-            continue
-        base = Path(out) if out else results_dir()
+        if preset not in registry[c]:
+            log(f"{c}: no {preset!r} preset (registered: {', '.join(sorted(registry[c])) or 'none'})"); continue
         out_dir = base/c/preset
         out_dir.mkdir(parents=True, exist_ok=True)
-        print(f"{c}: running preset {preset!r}, writing to {out_dir}", flush=True)
+        log(f"{c}: running preset {preset!r}")
         t0 = time.perf_counter()
-        metrics = presets[preset](out_dir)
+        try: metrics = registry[c][preset](out_dir) or {}
+        except NonFiniteLossError as e:
+            raise NonFiniteLossError(f"{c} --preset {preset}: {e}", e.step, e.checkpoint) from e
         dt = time.perf_counter() - t0
         save_results(c, f'reproduce_{preset}', metrics, config={'preset': preset}, timings={'wall_s': dt}, root=base)
-        print(f"{c}: done in {dt:.1f}s: {json.dumps(metrics, default=str)}", flush=True)
-        results[c] = metrics
+        log(f"{c}: done in {dt:.1f}s\n{summary_table(metrics)}\n")
+        results[c] = {**metrics, 'wall_s': dt}
     return results
 
+# %% ../nbs/01_cli.ipynb #be463507
 @call_parse(pos=['chapter'])
 def reprbook_reproduce(
-    chapter:str='all',       # intl, rotpro, flexmol or all
-    preset:str='smoke',      # smoke (about a minute, no network), cpu (hours on a CPU) or gpu
-    out:str=None,            # results root (default: results/); each chapter writes <out>/<chapter>/<preset>/
+    chapter:str=None,        # intl, rotpro, flexmol or all (none: list the chapters and presets, run nothing)
+    preset:str='smoke',      # smoke (seconds, packaged samples), cpu (hours on a CPU) or gpu (needs a GPU)
+    out:str=None,            # results root (default ./results); each chapter writes <out>/<chapter>/<preset>/
     list_only:bool=False,    # only list what each chapter registers
+    json:bool=False,         # print the machine-readable records (JSON) on stdout instead of tables
 ):
     "Reproduce a chapter's experiments at a preset size."
-    try: reproduce(chapter, preset, out, list_only=list_only)
-    except ValueError as e: raise CliError(f"reprbook-reproduce: error: {e}") from e
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if json else (lambda *a: print(*a, flush=True))
+    try: res = reproduce(chapter, preset, out, list_only=list_only, log=log)
+    except (ValueError, NonFiniteLossError) as e: raise CliError(f"reprbook-reproduce: {e}") from None
+    if json: print(jsonlib.dumps(res, default=str, indent=1))
