@@ -33,7 +33,7 @@ def _user_cache() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'reprbook'
 
 def set_data_dir(path: str | os.PathLike | None):
-    "Make `path` the data directory for this Python session (`None` returns to `REPRBOOK_DATA` or the default)."
+    "Make `path` the data directory for this Python process (`None` returns to `REPRBOOK_DATA` or the default)."
     _settings['data_dir'] = None if path is None else Path(path).expanduser()
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -758,10 +758,10 @@ def get_path(record: dict, path: str, default: Any = _MISSING) -> Any:
         else: raise KeyError(f"{path!r}: the record has no {part!r} there.")
     return cur
 
-def _getter(spec):
-    if callable(spec): return spec
-    if isinstance(spec, (list, tuple)): return lambda r: tuple(get_path(r, s) for s in spec)
-    return lambda r: get_path(r, spec)
+def _getter(how):
+    if callable(how): return how
+    if isinstance(how, (list, tuple)): return lambda r: tuple(get_path(r, s) for s in how)
+    return lambda r: get_path(r, how)
 
 def _records(records) -> list[dict]: return list(records.values()) if isinstance(records, dict) else list(records)
 
@@ -775,8 +775,8 @@ def summary_stats(records, by, metrics: dict) -> dict:
     for k, rs in groups.items():
         ok = [r for r in rs if r.get('status', 'ok') == 'ok']
         row = {'n': len(ok), 'failed': len(rs) - len(ok)}
-        for col, spec in metrics.items():
-            get = _getter(spec)
+        for col, how in metrics.items():
+            get = _getter(how)
             vals = [float(v) for v in (get(r) for r in ok) if v is not None]
             sd = statistics.stdev(vals) if len(vals) > 1 else float('nan')
             row[col] = (statistics.fmean(vals) if vals else float('nan'), sd, len(vals))
