@@ -10,13 +10,14 @@ import random
 from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Sequence
+import numpy as np
 from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 from .featurize import prepare_molecule
 
 # %% auto #0
 __all__ = ['SCAFFOLD_FUNCTION', 'murcko_scaffold', 'scaffold_groups', 'scaffold_split', 'check_scaffold_split', 'inchikey',
-           'inchikey_overlap']
+           'inchikey_overlap', 'holdout_split']
 
 # %% ../../nbs/32b_flexmol.splits.ipynb #e528b09c
 SCAFFOLD_FUNCTION = f'MurckoScaffold.MurckoScaffoldSmiles(smiles=s, includeChirality=True), RDKit {rdBase.rdkitVersion}'
@@ -89,3 +90,12 @@ def inchikey_overlap(a: Sequence[str], b: Sequence[str], connectivity_only: bool
     "Indices of the molecules of `a` whose InChIKey (or connectivity block) also occurs in `b`."
     keys_b = {k for k in (inchikey(s, connectivity_only) for s in b) if k}
     return [i for i, s in enumerate(a) if (k := inchikey(s, connectivity_only)) and k in keys_b]
+
+# %% ../../nbs/32b_flexmol.splits.ipynb #b8e0efa9
+def holdout_split(n: int, n_valid: int, n_test: int, seed: int = 0) -> tuple[list[int], list[int], list[int]]:
+    "Seeded random train / valid / test indices of `range(n)` with `n_valid` and `n_test` molecules held out."
+    if n_valid < 0 or n_test < 0 or n_valid + n_test >= n:
+        raise ValueError(f"holdout_split: cannot hold out {n_valid} + {n_test} of {n} molecules; lower the hold-out sizes.")
+    perm = np.random.default_rng(seed).permutation(n)
+    valid, test, train = perm[:n_valid], perm[n_valid:n_valid + n_test], perm[n_valid + n_test:]
+    return sorted(train.tolist()), sorted(valid.tolist()), sorted(test.tolist())
