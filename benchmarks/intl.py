@@ -1,20 +1,28 @@
-"""INTL benchmark: loss forward+backward (Gram-block vs reference implementation), training images/s of the CPU
-replication configuration, batched tensor augmentation vs the per-image torchvision pipeline, and peak memory.
+"""INTL benchmark: the loss forward+backward (Gram-block path vs the straightforward reference that materialises the
+whitened views) at each thread count asked for, LAPACK's eigh at one thread and at n threads, and with --full the
+batched augmentation and the training throughput of the CPU replication configuration.
 
-Speeds are ratios measured in this one run from interleaved repeats (medians). Writes results/intl/bench.json and
-prints a table. Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py [--threads 1] [--repeats 7] [--quick | --loss-only]
+Loss speeds are ratios measured in this one run from interleaved repeats: every round runs every thread count, shape and
+implementation once, so load from other processes hits all of them alike. Reported: the median of the per-round ratios
+and their spread (min, 10th and 90th percentiles, max). Before timing, `solver='auto'` is recalibrated at each thread
+count (its measurement is stored in the JSON). Writes results/intl/bench_loss_threads.json (or --out) and prints tables.
+
+Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py --threads 1,2 [--repeats 15] [--quick] [--full] [--out PATH]
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, statistics, sys, time
+import argparse, importlib, json, os, resource, statistics, time
 from pathlib import Path
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch
 
 from reprbook.core import atomic_write, environment_info, markdown_table, results_dir
-from reprbook.intl.spectral import intl_loss
-from reprbook.intl.ssl import TensorAugment, cifar_views, load_cifar10, load_cifar10_sample, torchvision_pipeline, build
-from reprbook.intl.reproduce import replication_config
+from reprbook.intl import spectral
+from reprbook.intl.spectral import intl_loss, resolve_solver, calibrate_solver
+
+SIZES = [(256, 2048), (256, 512), (128, 8192)]
+GOALS = {(256, 2048): 1.8, (256, 512): 1.3, (128, 8192): 2.5}       # speed-up over the reference loss
+TOL = 1e-5                                                          # loss and gradients identical to this (relative)
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -22,123 +30,183 @@ def peak_rss_mb() -> float:
 def timed(fn) -> float:
     t = time.perf_counter(); fn(); return time.perf_counter() - t
 
-def loss_case(m: int, d: int, axis: int, repeats: int, seed: int = 0) -> dict:
-    """Forward+backward time of `intl_loss` on two (m, d) views: the Gram path with its default solver ('auto': 'eigh' on the CPU),
-    the Gram path with the coupled Newton-Schulz solver, and the reference that materialises the whitened views. Interleaved repeats."""
+def quantile(xs, q):
+    xs = sorted(xs); i = q * (len(xs) - 1); lo = int(i)
+    return xs[lo] if lo + 1 >= len(xs) else xs[lo] + (i - lo) * (xs[lo + 1] - xs[lo])
+
+def spread(xs) -> dict:
+    return {'median': statistics.median(xs), 'min': min(xs), 'p10': quantile(xs, 0.1), 'p90': quantile(xs, 0.9),
+            'max': max(xs)}
+
+def views(m, d, seed=0):
     g = torch.Generator().manual_seed(seed)
-    z1, z2 = torch.randn(m, d, generator=g), torch.randn(m, d, generator=g)
-    def run(impl, solver='auto'):
-        a, b = z1.clone().requires_grad_(), z2.clone().requires_grad_()
-        loss = intl_loss(a, b, axis=axis, impl=impl, solver=solver); loss.backward()
-        return loss.detach(), a.grad, b.grad
-    variants = {'gram': lambda: run('gram'), 'gram_ns': lambda: run('gram', 'ns'), 'reference': lambda: run('reference')}
-    if axis == 1: variants.pop('gram_ns')                     # the batch axis always takes the reference path
-    out = {'m': m, 'd': d, 'axis': axis, 'repeats': repeats}
-    lr, gr1, gr2 = variants['reference']()
-    scale = max(gr1.abs().max().item(), gr2.abs().max().item())
-    for name in variants:
-        if name == 'reference': continue
-        lg, ga1, ga2 = variants[name]()
-        tag = '' if name == 'gram' else f'{name}_'
-        out[f'{tag}loss_abs_diff'] = abs(lg - lr).item(); out[f'{tag}loss_rel_diff'] = abs(lg - lr).item() / abs(lr).item()
-        out[f'{tag}grad_max_abs_diff'] = max((ga1 - gr1).abs().max().item(), (ga2 - gr2).abs().max().item())
-        out[f'{tag}grad_rel_diff'] = out[f'{tag}grad_max_abs_diff'] / scale  # gradients are ~1e-5 in absolute terms: compare to the largest entry
-    out['grad_max_abs'] = scale
-    times = {k: [] for k in variants}
-    for _ in range(repeats):  # interleaved
-        for k, f in variants.items(): times[k].append(timed(f))
-    for k, ts in times.items(): out[f'{k}_ms'] = 1e3 * statistics.median(ts)
-    out['speedup'] = out['reference_ms'] / out['gram_ms']
-    out['speedup_pairwise_median'] = statistics.median(r / g for g, r in zip(times['gram'], times['reference']))
-    if 'gram_ns' in times: out['speedup_ns'] = out['reference_ms'] / out['gram_ns_ms']
+    return torch.randn(m, d, generator=g), torch.randn(m, d, generator=g)
+
+def run_loss(z1, z2, impl, solver='auto', dtype=torch.float32):
+    a, b = (z.to(dtype).clone().requires_grad_() for z in (z1, z2))
+    loss = intl_loss(a, b, impl=impl, solver=solver, whiten_dtype=dtype); loss.backward()
+    return loss.detach().double(), a.grad.double(), b.grad.double()
+
+def agreement(x, ref) -> dict:
+    "Relative loss difference and largest gradient difference relative to the largest reference gradient entry."
+    (l1, g1, h1), (l0, g0, h0) = x, ref
+    scale = max(g0.abs().max().item(), h0.abs().max().item())
+    return {'loss_rel_diff': abs(l1 - l0).item() / abs(l0).item(),
+            'grad_rel_diff': max((g1 - g0).abs().max().item(), (h1 - h0).abs().max().item()) / scale}
+
+def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
+    data = {s: views(*s) for s in sizes}
+    out = {'calibration': {}, 'agreement': {}, 'times_ms': {}, 'ratios': {}}
+    for n in threads:                                               # 1. calibrate 'auto' afresh at every thread count
+        torch.set_num_threads(n)
+        for m, d in sizes:
+            key = spectral._calibration_key(m, 2, 4, torch.float32, torch.device('cpu'))
+            spectral._load_calibration()
+            spectral._CALIBRATION[key] = calibrate_solver(m)
+            out['calibration'][f'{n}|{m}'] = dict(spectral._CALIBRATION[key], solver_auto=resolve_solver('auto', m))
+        spectral._save_calibration()
+    torch.set_num_threads(threads[0])
+    for m, d in sizes:                                              # 2. values and gradients against the reference
+        z1, z2 = data[m, d]                                         #    and against float64
+        exact, ref = run_loss(z1, z2, 'reference', dtype=torch.float64), run_loss(z1, z2, 'reference')
+        row = {'reference_vs_float64': agreement(ref, exact)}
+        for s in ('eigh', 'ns'):
+            x = run_loss(z1, z2, 'gram', s)
+            row[f'gram_{s}_vs_reference'] = agreement(x, ref); row[f'gram_{s}_vs_float64'] = agreement(x, exact)
+        out['agreement'][f'{m}x{d}'] = row
+    variants = {'auto': ('gram', 'auto'), 'eigh': ('gram', 'eigh'), 'ns': ('gram', 'ns'),
+                'reference': ('reference', 'auto')}
+    times = {(n, s, k): [] for n in threads for s in sizes for k in variants}
+    for r in range(repeats + 1):                                    # 3. interleaved rounds; round 0 warms up
+        for n in (threads if r % 2 else threads[::-1]):
+            torch.set_num_threads(n)
+            for s in sizes:
+                for k, (impl, solver) in variants.items():
+                    dt = timed(lambda: run_loss(*data[s], impl, solver))
+                    if r: times[n, s, k].append(dt)
+    for n in threads:
+        for m, d in sizes:
+            ref = times[n, (m, d), 'reference']
+            tag = f'{n}|{m}x{d}'
+            out['times_ms'][tag] = {k: 1e3 * statistics.median(times[n, (m, d), k]) for k in variants}
+            out['ratios'][tag] = {k: spread([a / b for a, b in zip(ref, times[n, (m, d), k])])
+                                  for k in ('auto', 'eigh', 'ns')}
+    torch.set_num_threads(threads[0])
     return out
 
+def eigh_threads(threads: list[int], ms=(128, 256, 512), repeats: int = 7) -> dict:
+    "LAPACK eigh of a (2, m, m) batch at n threads against one thread (what `_eigh_forward` uses), interleaved."
+    res = {}
+    for n in threads:
+        if n == 1: continue
+        for m in ms:
+            B = torch.randn(2, m, m, generator=torch.Generator().manual_seed(m)); S = B @ B.mT / m
+            t1, tn = [], []
+            for _ in range(repeats):
+                torch.set_num_threads(n); tn.append(timed(lambda: torch.linalg.eigh(S)))
+                torch.set_num_threads(1); t1.append(timed(lambda: torch.linalg.eigh(S)))
+            res[f'{n}|{m}'] = {'ms_at_n_threads': 1e3 * statistics.median(tn),
+                               'ms_at_1_thread': 1e3 * statistics.median(t1),
+                               'slowdown_at_n': spread([a / b for a, b in zip(tn, t1)])}
+    torch.set_num_threads(threads[0])
+    return res
+
+def _find(name: str):
+    "An INTL harness object by name, wherever the chapter's modules keep it (the harness is being split into modules)."
+    for mod in ('data', 'methods', 'train', 'experiments', 'ssl', 'reproduce'):
+        try: m = importlib.import_module(f'reprbook.intl.{mod}')
+        except ImportError: continue
+        if hasattr(m, name): return getattr(m, name)
+    raise ImportError(f'reprbook.intl has no {name}')
+
 def train_throughput(method: str, steps: int, train_x: torch.Tensor) -> dict:
-    cfg = replication_config(method)
-    model, opt, sched, _ = build(cfg, len(train_x))
-    aug = TensorAugment(cifar_views(cfg.img_size))
+    cfg = _find('replication_config')(method)
+    model, opt, sched, _ = _find('build')(cfg, len(train_x))
+    aug = _find('TensorAugment')(_find('cifar_views')(cfg.img_size))
     def step(i):
         idx = torch.randint(0, len(train_x), (cfg.batch_size,), generator=torch.Generator().manual_seed(i))
-        views = aug(train_x[idx], torch.Generator().manual_seed(i))
-        loss, _ = model.method(model.method.encode(model.net, views))
+        views_ = aug(train_x[idx], torch.Generator().manual_seed(i))
+        loss, _ = model.method(model.method.encode(model.net, views_))
         opt.zero_grad(); loss.backward(); opt.step()
     step(0)  # warm-up
     ts = [timed(lambda: step(i + 1)) for i in range(steps)]
-    return {'method': method, 'img_size': cfg.img_size, 'width': cfg.width, 'batch': cfg.batch_size, 'step_s_median': statistics.median(ts),
-            'images_per_s': cfg.batch_size / statistics.median(ts), 'steps': steps}
+    return {'method': method, 'img_size': cfg.img_size, 'width': cfg.width, 'batch': cfg.batch_size,
+            'step_s_median': statistics.median(ts), 'images_per_s': cfg.batch_size / statistics.median(ts),
+            'steps': steps}
 
 def aug_throughput(x: torch.Tensor, repeats: int) -> dict:
     from PIL import Image
-    views = cifar_views(32)
-    tensor_aug = TensorAugment(views)
-    pipes = [torchvision_pipeline(v) for v in views]
-    pipes_f = [torchvision_pipeline(v, pil=False) for v in views]
+    cifar_views, torchvision_pipeline = _find('cifar_views'), _find('torchvision_pipeline')
+    vs = cifar_views(32)
+    tensor_aug = _find('TensorAugment')(vs)
+    pipes = [torchvision_pipeline(v) for v in vs]
     def tensor_run(): tensor_aug(x, torch.Generator().manual_seed(0))
     def pil_run():  # the usual Dataset path: uint8 array -> PIL image -> two transformed views
         for im in x.numpy():
             pim = Image.fromarray(im); [p(pim) for p in pipes]
-    xf = x.permute(0, 3, 1, 2).float() / 255
-    def v2_tensor_run():
-        for im in xf: [p(im) for p in pipes_f]
-    tt, tp, tv = [], [], []
+    tt, tp = [], []
     for _ in range(repeats):
-        tt.append(timed(tensor_run)); tp.append(timed(pil_run)); tv.append(timed(v2_tensor_run))
+        tt.append(timed(tensor_run)); tp.append(timed(pil_run))
     n = len(x)
-    out = {'images': n, 'views': 2, 'tensor_images_per_s': n / statistics.median(tt), 'pil_images_per_s': n / statistics.median(tp),
-           'v2_float_per_image_images_per_s': n / statistics.median(tv)}
+    out = {'images': n, 'views': 2, 'tensor_images_per_s': n / statistics.median(tt),
+           'pil_images_per_s': n / statistics.median(tp)}
     out['speedup_vs_pil'] = out['tensor_images_per_s'] / out['pil_images_per_s']
-    out['speedup_vs_v2_float'] = out['tensor_images_per_s'] / out['v2_float_per_image_images_per_s']
     return out
 
-def _loss_table(rows):
-    return [{'m': r['m'], 'd': r['d'], 'axis': r['axis'], 'gram ms': r.get('gram_ms'), 'gram (ns) ms': r.get('gram_ns_ms'),
-             'reference ms': r.get('reference_ms'), 'speedup': r.get('speedup'), 'speedup (ns)': r.get('speedup_ns'),
-             'loss rel diff': r.get('loss_rel_diff'), 'max grad diff / max grad': r.get('grad_rel_diff'), 'note': r.get('skipped', '')} for r in rows]
+def loss_table(rec) -> list[dict]:
+    rows = []
+    for tag, r in rec['loss']['ratios'].items():
+        n, shape = tag.split('|'); m, d = map(int, shape.split('x'))
+        t, a = rec['loss']['times_ms'][tag], rec['loss']['agreement'][shape]
+        auto = rec['loss']['calibration'][f'{n}|{m}']['solver_auto']
+        g = r['auto']
+        rows.append({'threads': int(n), 'm x d': shape, 'auto solver': auto, 'auto ms': t['auto'],
+                     'reference ms': t['reference'],
+                     'speed-up (median)': g['median'], 'p10-p90': f"{g['p10']:.2f}-{g['p90']:.2f}",
+                     'min-max': f"{g['min']:.2f}-{g['max']:.2f}", 'eigh': r['eigh']['median'], 'ns': r['ns']['median'],
+                     'goal': GOALS.get((m, d)), 'met': g['median'] >= GOALS.get((m, d), 0),
+                     'grad diff': a[f'gram_{auto}_vs_reference']['grad_rel_diff'],
+                     'loss diff': a[f'gram_{auto}_vs_reference']['loss_rel_diff']})
+    return rows
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--threads', type=int, default=1)
-    ap.add_argument('--repeats', type=int, default=7)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--threads', default='1,2', help='comma-separated thread counts, e.g. 1,2')
+    ap.add_argument('--repeats', type=int, default=15, help='interleaved timing rounds')
+    ap.add_argument('--quick', action='store_true', help='small sizes and few repeats (a smoke test of the script)')
+    ap.add_argument('--full', action='store_true', help='also augmentation and training throughput (1st thread count)')
     ap.add_argument('--train-steps', type=int, default=8)
-    ap.add_argument('--quick', action='store_true', help='small sizes only (a smoke test of the script)')
-    ap.add_argument('--loss-only', action='store_true', help='only the loss timings (channel axis), written to bench_loss.json')
     ap.add_argument('--out', default=None)
     a = ap.parse_args(argv)
-    torch.set_num_threads(a.threads)
+    threads = [int(t) for t in a.threads.split(',')]
+    sizes, repeats = ([(64, 256), (32, 512)], 3) if a.quick else (SIZES, a.repeats)
+    if a.quick: GOALS.update({(64, 256): 0, (32, 512): 0})
     t_start = time.perf_counter()
-    rec = {'threads': a.threads, 'repeats': a.repeats, 'environment': environment_info(), 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
-    # 1. the loss, both implementations, both axes
-    sizes = [(64, 256)] if a.quick else [(256, 2048), (256, 512), (128, 8192)]
-    rows = []
-    for m, d in sizes:
-        rows.append(loss_case(m, d, 0, a.repeats)); print(rows[-1], flush=True)
-    if a.loss_only:
-        rec['loss'] = rows
-        out = Path(a.out) if a.out else results_dir('intl')/'bench_loss.json'
-        with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
-        print(markdown_table(_loss_table(rows))); return rec
-    for m, d in sizes:
-        if d > 2048:  # a d×d Newton-Schulz at d = 8192 takes minutes per call on one CPU core
-            rows.append({'m': m, 'd': d, 'axis': 1, 'skipped': 'd=8192 batch-axis whitening needs 8192x8192 matmuls (minutes per call on 1 CPU thread)'}); continue
-        rows.append(loss_case(m, d, 1, max(1, min(a.repeats, 3)))); print(rows[-1], flush=True)
-    rec['loss'] = rows; rec['rss_after_loss_mb'] = peak_rss_mb()
-    # 2. augmentation
-    x = load_cifar10_sample('train').x if a.quick else load_cifar10('train', per_class=100).x
-    rec['augmentation'] = aug_throughput(x[:200] if a.quick else x[:1000], 1 if a.quick else 3); print(rec['augmentation'], flush=True)
-    rec['rss_after_aug_mb'] = peak_rss_mb()
-    # 3. training throughput of the CPU replication configuration (augmentation + forward + backward + SGD step)
-    rec['training'] = [train_throughput(m, 2 if a.quick else a.train_steps, x) for m in ('intl', 'barlow', 'vicreg')]
-    for r in rec['training']: print(r, flush=True)
+    rec = {'threads': threads, 'repeats': repeats, 'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
+           'environment': environment_info(), 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+           'goals': {f'{m}x{d}': g for (m, d), g in GOALS.items()}, 'tolerance': TOL}
+    rec['loss'] = loss_benchmark(threads, sizes, repeats)
+    rec['eigh_threads'] = eigh_threads(threads, (64, 128) if a.quick else (128, 256, 512), 3 if a.quick else 7)
+    rec['table'] = loss_table(rec)
+    rec['all_goals_met'] = all(r['met'] for r in rec['table'])
+    rec['identical_to_tol'] = all(r['grad diff'] <= TOL and r['loss diff'] <= TOL for r in rec['table'])
+    if a.full:
+        torch.set_num_threads(threads[0])
+        x = _find('load_cifar10_sample')('train').x if a.quick else _find('load_cifar10')('train', per_class=100).x
+        rec['augmentation'] = aug_throughput(x[:200] if a.quick else x[:1000], 1 if a.quick else 3)
+        steps = 2 if a.quick else a.train_steps
+        rec['training'] = [train_throughput(m, steps, x) for m in ('intl', 'barlow', 'vicreg')]
     rec['peak_rss_mb'] = peak_rss_mb(); rec['total_s'] = time.perf_counter() - t_start
-    out = Path(a.out) if a.out else results_dir('intl')/('bench_quick.json' if a.quick else 'bench.json')
+    out = Path(a.out) if a.out else results_dir('intl')/('bench_quick.json' if a.quick else 'bench_loss_threads.json')
     with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
-    print(markdown_table(_loss_table(rows)))
-    au = rec['augmentation']
-    print(markdown_table([{'pipeline': 'tensor (batched, ours)', 'images/s (2 views)': au['tensor_images_per_s']},
-                          {'pipeline': 'torchvision v2 per image, PIL', 'images/s (2 views)': au['pil_images_per_s']},
-                          {'pipeline': 'torchvision v2 per image, float tensor', 'images/s (2 views)': au['v2_float_per_image_images_per_s']}]))
-    print(markdown_table([{k: r[k] for k in ('method', 'img_size', 'width', 'batch', 'step_s_median', 'images_per_s')} for r in rec['training']]))
-    print(f"peak RSS {rec['peak_rss_mb']:.0f} MB; total {rec['total_s']:.0f}s; written to {out}")
+    print(markdown_table(rec['table'], floatfmt='.3g'))
+    print(markdown_table([{'threads:m': k, 'eigh ms at n threads': v['ms_at_n_threads'],
+                           'at 1 thread': v['ms_at_1_thread']} for k, v in rec['eigh_threads'].items()],
+                         floatfmt=".3g"))
+    for k in ('augmentation', 'training'):
+        if k in rec: print(k, rec[k])
+    print(f"all goals met: {rec['all_goals_met']}; identical to {TOL}: {rec['identical_to_tol']}; "
+          f"total {rec['total_s']:.0f}s; written to {out}")
     return rec
 
 if __name__ == '__main__': main()

@@ -1,4 +1,4 @@
-"""INTL's core: spectral transformations, IterNorm exactly as in the official code, the trace loss, the INTL / INTL-M objectives (with a fast Gram-block implementation), and the collapse theory, every step checked numerically.
+"""INTL's core: spectral transformations, IterNorm, the trace loss, the INTL objectives and what can be proved of them.
 
 Docs: https://reprbook.github.io/reprbook/intl.spectral.html.md"""
 
@@ -6,8 +6,8 @@ Docs: https://reprbook.github.io/reprbook/intl.spectral.html.md"""
 
 # %% ../../nbs/10_intl.spectral.ipynb #722f5bac
 from __future__ import annotations
-import copy, math, warnings
-from contextlib import nullcontext
+import copy, json, math, os, platform, statistics, time, warnings
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Sequence
 
 import torch
@@ -18,8 +18,8 @@ from torch import nn
 # %% auto #0
 __all__ = ['check_embedding', 'centred_cov', 'FullGather', 'gather_embeddings', 'iternorm', 'IterNorm', 'trace_loss', 'norm_mse',
            'intl_beta', 'covariance_eigenvalues', 'effective_rank', 'condition_number', 'spectrum_stats', 'phi',
-           'phi_T', 'ns_poly', 'intl_loss', 'INTLLoss', 'momentum_schedule', 'INTLMomentum', 'intl_m_loss', 'power_st',
-           'train_linear_toy']
+           'phi_T', 'ns_poly', 'calibrate_solver', 'resolve_solver', 'intl_loss', 'INTLLoss', 'momentum_schedule',
+           'INTLMomentum', 'intl_m_loss', 'power_st', 'train_linear_toy']
 
 # %% ../../nbs/10_intl.spectral.ipynb #0587fbc6
 _AXES = {0: 'channel (m x m Gram over the batch)', 1: 'batch (d x d feature covariance)'}
@@ -41,7 +41,8 @@ def check_embedding(z: torch.Tensor, axis: int = 0, name: str = 'z') -> None:
         raise ValueError(f"{name} has {m} sample(s): whitening needs a batch of at least 2 samples "
                          "(the covariance divides by m-1); use a larger batch.")
     if d < 2:
-        raise ValueError(f"{name} has {d} feature(s): whitening needs at least 2 features (channel centring divides by d-1).")
+        raise ValueError(f"{name} has {d} feature(s): whitening needs at least 2 features "
+                         "(channel centring divides by d-1).")
     # one reduction first (NaN/Inf always make the sum non-finite); the elementwise scan only when it is not finite
     if not torch.isfinite(z.detach().sum()) and not torch.isfinite(z).all():
         raise ValueError(f"{name} contains NaN or Inf values: check the encoder's output "
@@ -49,18 +50,18 @@ def check_embedding(z: torch.Tensor, axis: int = 0, name: str = 'z') -> None:
     first = z.detach()[:, :1] if axis == 0 else z.detach()[:1]
     if torch.equal(z.detach(), first.expand_as(z)): raise _zero_variance(name, axis)   # exits at the first difference
     if axis == 0 and m >= d:
-        warnings.warn(f"channel-axis whitening with batch m={m} >= features d={d}: after centring each sample over its "
-                      f"features the m x m Gram has rank <= d-1 < m, so it is singular. Use an embedding wider than the "
-                      "batch, or axis=1.", stacklevel=3)
+        warnings.warn(f"channel-axis whitening with batch m={m} >= features d={d}: after centring each sample over "
+                      "its features the m x m Gram has rank <= d-1 < m, so it is singular. Use an embedding wider "
+                      "than the batch, or axis=1.", stacklevel=3)
     elif axis == 1 and m <= d:
-        warnings.warn(f"batch-axis whitening with batch m={m} <= features d={d}: the d x d covariance has rank <= m-1 < d, "
-                      "so it is singular. Use a batch larger than the embedding, or axis=0.", stacklevel=3)
+        warnings.warn(f"batch-axis whitening with batch m={m} <= features d={d}: the d x d covariance has rank "
+                      "<= m-1 < d, so it is singular. Use a batch larger than the embedding, or axis=0.", stacklevel=3)
 
 def _zero_variance(name: str, axis: int) -> ValueError:
     what = 'every sample is constant over its features' if axis == 0 else 'every sample is the same'
-    return ValueError(f"{name} has zero variance along the whitened axis ({what}): tr(Σ) = 0 and whitening would divide "
-                      "by it (NaN). The loss is undefined for a constant batch; check the encoder's output (a collapsed or "
-                      "dead projector) or the input pipeline.")
+    return ValueError(f"{name} has zero variance along the whitened axis ({what}): tr(Σ) = 0 and whitening would "
+                      "divide by it (NaN). The loss is undefined for a constant batch; check the encoder's output "
+                      "(a collapsed or dead projector) or the input pipeline.")
 
 def _check_trace(tr: torch.Tensor, axis: int, names: Sequence[str]) -> None:
     "Raise the zero-variance `ValueError` when a view's covariance trace is 0 (also when it underflows)."
@@ -81,9 +82,9 @@ def centred_cov(z: torch.Tensor,  # (m, d) batch, rows = samples
                 axis: int,  # 0: channel (m x m Gram of the row-centred batch), 1: batch (d x d covariance)
                 return_centred: bool = False,  # also return the centred batch
                 ):
-    r"""The matrix IterNorm whitens. axis 0: $\bar Z=Z-\tfrac1dZ\mathbf 1\mathbf 1^\top$, $\Sigma=\bar Z\bar Z^\top/(d-1)$
-    ($m\times m$); axis 1: $\bar Z=Z-\tfrac1m\mathbf 1\mathbf 1^\top Z$, $\Sigma=\bar Z^\top\bar Z/(m-1)$ ($d\times d$).
-    Returns $\Sigma$, or $(\Sigma,\bar Z)$ with `return_centred=True`."""
+    r"""The matrix IterNorm whitens. axis 0: $\bar Z=Z-\tfrac1dZ\mathbf 1\mathbf 1^\top$, $\Sigma=\bar Z\bar
+    Z^\top/(d-1)$ ($m\times m$); axis 1: $\bar Z=Z-\tfrac1m\mathbf 1\mathbf 1^\top Z$, $\Sigma=\bar Z^\top\bar
+    Z/(m-1)$ ($d\times d$). Returns $\Sigma$, or $(\Sigma,\bar Z)$ with `return_centred=True`."""
     _check_axis(axis)
     if axis == 0:
         zc = z - z.mean(dim=1, keepdim=True)                          # centre each sample over its d features
@@ -111,7 +112,7 @@ class FullGather(torch.autograd.Function):
         return g[dist.get_rank()]
 
 def gather_embeddings(z: torch.Tensor) -> torch.Tensor:
-    "Concatenate `z` from all ranks along the batch (with gradient) when `torch.distributed` runs with >1 process; else `z` itself."
+    "All ranks' `z` concatenated along the batch (with gradient) under `torch.distributed` with >1 process; else `z`."
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1: return z
     return torch.cat(FullGather.apply(z), dim=0)
@@ -147,9 +148,10 @@ def iternorm(z: torch.Tensor,  # (m, d) embeddings, rows = samples
     r"""IterNorm exactly as in the official INTL code, returning $\hat Z$ with the shape of `z` ($m\times d$).
 
     $\Sigma$ = `centred_cov(z, axis)`, $\Sigma_N=\Sigma/\operatorname{tr}\Sigma$, $P_0=I$,
-    $P_k=\frac32P_{k-1}-\frac12P_{k-1}^3\Sigma_N$, $W=P_T/\sqrt{\operatorname{tr}\Sigma}$; $\hat Z=W\bar Z$ (axis 0) or $\bar ZW$ (axis 1).
-    No eps, no running statistics, autograd through all T steps. Under `torch.distributed` the batch is gathered from all
-    ranks first (`gather_fn` overrides; `lambda z: z` whitens per rank) and the *global* whitened batch is returned."""
+    $P_k=\frac32P_{k-1}-\frac12P_{k-1}^3\Sigma_N$, $W=P_T/\sqrt{\operatorname{tr}\Sigma}$; $\hat Z=W\bar Z$ (axis 0)
+    or $\bar ZW$ (axis 1). No eps, no running statistics, autograd through all T steps. Under `torch.distributed`
+    the batch is gathered from all ranks first (`gather_fn` overrides; `lambda z: z` whitens per rank) and the
+    *global* whitened batch is returned."""
     _check_axis(axis)
     if not (isinstance(T, int) and T >= 0):
         raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
@@ -180,18 +182,21 @@ def trace_loss(z_hat: torch.Tensor, axis: int = 0) -> torch.Tensor:
     return (var - 1).pow(2).sum()
 
 def norm_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    r"""$\ell_{nmse}(A,B)=\frac1m\sum_i\lVert a_i/\lVert a_i\rVert-b_i/\lVert b_i\rVert\rVert^2=2-\frac2m\sum_i\cos(a_i,b_i)$, rows = samples (official `norm_mse_loss`)."""
-    if a.shape != b.shape: raise ValueError(f"norm_mse: the two views have shapes {tuple(a.shape)} and {tuple(b.shape)}; they must match.")
+    r"""$\ell_{nmse}(A,B)=\frac1m\sum_i\lVert a_i/\lVert a_i\rVert-b_i/\lVert
+    b_i\rVert\rVert^2=2-\frac2m\sum_i\cos(a_i,b_i)$, rows = samples (official `norm_mse_loss`)."""
+    if a.shape != b.shape:
+        raise ValueError(f"norm_mse: the two views have shapes {tuple(a.shape)} and {tuple(b.shape)}; they must match.")
     return 2 - 2 * (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(dim=-1).mean()
 
 def intl_beta(n: int) -> float:
-    r"""The official trade-off rule $\beta=0.01(\log_2 n-3)$, $n$ = size of the whitened axis (global batch for axis 0, embedding dim for axis 1)."""
+    r"""The official trade-off rule $\beta=0.01(\log_2 n-3)$, $n$ = size of the whitened axis (global batch for axis 0,
+    embedding dim for axis 1)."""
     if n < 2: raise ValueError(f"intl_beta: n={n} must be the size of the whitened axis (>= 2).")
     return 0.01 * (math.log2(n) - 3)
 
 # %% ../../nbs/10_intl.spectral.ipynb #09ccebb8
 def covariance_eigenvalues(z: torch.Tensor, axis: int = 1) -> torch.Tensor:
-    "Eigenvalues (float64, descending, clamped at 0) of `centred_cov(z, axis)`: axis 1 = d×d covariance (default), 0 = m×m Gram."
+    "Eigenvalues (float64, descending, clamped at 0) of `centred_cov(z, axis)`: axis 1 = d×d (default), 0 = m×m Gram."
     return torch.linalg.eigvalsh(centred_cov(z.detach().double(), axis)).flip(0).clamp_min(0)
 
 def _as_spectrum(eigenvalues, fn: str, rtol: float = 1e-6) -> torch.Tensor:
@@ -203,13 +208,14 @@ def _as_spectrum(eigenvalues, fn: str, rtol: float = 1e-6) -> torch.Tensor:
     elif lam.min() < -rtol * lam.abs().max(): why = f"it has a negative entry ({lam.min().item():.3g})"
     elif lam.max() <= 0: why = "all its entries are 0 (a constant batch)"
     if why:
-        raise ValueError(f"{fn} expects the eigenvalues of a covariance (a 1-D, finite, non-negative vector, not all 0), "
-                         f"but {why}. For embeddings z use {fn}(covariance_eigenvalues(z)) or spectrum_stats(z).")
-    return lam.clamp_min(0)                       # entries down to -rtol·max|λ| are rounding of a PSD matrix's eigenvalues
+        raise ValueError(f"{fn} expects the eigenvalues of a covariance (a 1-D, finite, non-negative vector, "
+                         f"not all 0), but {why}. For embeddings z use {fn}(covariance_eigenvalues(z)) "
+                         "or spectrum_stats(z).")
+    return lam.clamp_min(0)                  # entries down to -rtol·max|λ| are rounding of a PSD matrix's eigenvalues
 
 def effective_rank(eigenvalues: torch.Tensor) -> float:
-    r"""$\exp(-\sum_ip_i\log p_i)$, $p_i=\lambda_i/\sum_j\lambda_j$ (Roy & Vetterli) of a spectrum (eigenvalues, not data):
-    $n$ for a flat spectrum, 1 for rank one. Raises `ValueError` for input that is not a spectrum."""
+    r"""$\exp(-\sum_ip_i\log p_i)$, $p_i=\lambda_i/\sum_j\lambda_j$ (Roy & Vetterli) of a spectrum (eigenvalues, not
+    data): $n$ for a flat spectrum, 1 for rank one. Raises `ValueError` for input that is not a spectrum."""
     lam = _as_spectrum(eigenvalues, 'effective_rank')
     p = lam / lam.sum()
     p = p[p > 0]
@@ -233,7 +239,8 @@ def phi(y):
     return y * (3 - y) ** 2 / 4
 
 def phi_T(x, T: int = 4):
-    r"""$\varphi^{\circ T}(x)$: the output eigenvalue of IterNorm with $T$ steps for a normalised input eigenvalue $x=\lambda/\operatorname{tr}\Sigma$."""
+    r"""$\varphi^{\circ T}(x)$: the output eigenvalue of IterNorm with $T$ steps for a normalised input eigenvalue
+    $x=\lambda/\operatorname{tr}\Sigma$."""
     for _ in range(T): x = phi(x)
     return x
 
@@ -245,42 +252,48 @@ def ns_poly(x, T: int = 4):
 
 # %% ../../nbs/10_intl.spectral.ipynb #66e53635
 class _CentredGrams(torch.autograd.Function):
-    """Row-centre each view and return the Gram blocks the channel-axis loss needs, stacked:
-    $G_{vv}=\\bar Z_v\\bar Z_v^\\top$ for every view ($V\\times m\\times m$) and $G_{v1}=\\bar Z_v\\bar Z_1^\\top$ for $v\\ge2$ ($(V-1)\\times m\\times m$; view 1, index 0,
-    is the anchor). The backward pass is written by hand: one or two $m\\times m$ by $m\\times d$ products per view."""
+    r"""Row-centre each view into one $(Vm)\times d$ buffer $X$ and return the Gram blocks the channel-axis loss needs:
+    $G_{vv}=\bar Z_v\bar Z_v^\top$ for every view ($V\times m\times m$, one batched product) and $G_{v1}=\bar
+    Z_v\bar Z_1^\top$ for $v\ge2$ ($(V-1)\times m\times m$; view 1, index 0, is the anchor). $G_{vv}/(d-1)$ is
+    `centred_cov(z_v, 0)`. Backward by hand: one $(Vm)\times(Vm)$ by $(Vm)\times d$ product; the rows of $X$ sum to
+    0, hence so do the rows of that product, and the adjoint of the centring (subtracting row means) is the identity
+    on it."""
     @staticmethod
     def forward(ctx, *zs):
-        zc = [z - z.mean(dim=1, keepdim=True) for z in zs]
-        ctx.save_for_backward(*zc)
-        V, m = len(zs), zs[0].shape[0]
-        G = zs[0].new_empty(V, m, m); C = zs[0].new_empty(V - 1, m, m)
-        for v, x in enumerate(zc):
-            torch.mm(x, x.T, out=G[v])
-            if v: torch.mm(x, zc[0].T, out=C[v - 1])
+        V, (m, d) = len(zs), zs[0].shape
+        X = zs[0].new_empty(V * m, d)
+        for v, z in enumerate(zs): torch.sub(z, z.mean(dim=1, keepdim=True), out=X[v * m:(v + 1) * m])
+        ctx.save_for_backward(X)
+        Xv = X.view(V, m, d)
+        G, C = zs[0].new_empty(V, m, m), zs[0].new_empty(V - 1, m, m)
+        torch.bmm(Xv, Xv.mT, out=G)
+        torch.matmul(Xv[1:], Xv[0].T, out=C)
         return G, C
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gG, gC):
-        zc = ctx.saved_tensors
-        out = []
-        for v in range(len(zc)):
-            if not ctx.needs_input_grad[v]: out.append(None); continue
-            g = (gG[v] + gG[v].T) @ zc[v]
-            if v == 0:
-                for u in range(1, len(zc)): g = torch.addmm(g, gC[u - 1].T, zc[u])
-            else:
-                g = torch.addmm(g, gC[v - 1], zc[0])
-            out.append(g - g.mean(dim=1, keepdim=True))                 # adjoint of the row centring
+        X, = ctx.saved_tensors
+        V = len(ctx.needs_input_grad); m = X.shape[0] // V
+        M = X.new_zeros(V, m, V, m)                         # d loss / d X = M X, M assembled from the block adjoints
+        for v in range(V):
+            M[v, :, v] = gG[v] + gG[v].T
+            if v: M[v, :, 0] = gC[v - 1]; M[0, :, v] = gC[v - 1].T
+        need = [v for v in range(V) if ctx.needs_input_grad[v]]        # e.g. not the momentum key of INTL-M
+        g = M[need].reshape(len(need) * m, V * m) @ X
+        out = [None] * V
+        for i, v in enumerate(need): out[v] = g[i * m:(i + 1) * m]
         return tuple(out)
 
 # %% ../../nbs/10_intl.spectral.ipynb #8ea5bece
 def _ns_forward(S: torch.Tensor, T: int):
-    r"""Coupled Newton–Schulz on a (batch of) symmetric $S=\Sigma_N$: returns $P_T$, $s=\operatorname{diag}(P_TSP_T)$ and what the backward needs.
+    r"""Coupled Newton–Schulz on a (batch of) symmetric $S=\Sigma_N$: returns $P_T$, $s=\operatorname{diag}(P_TSP_T)$
+    and what the backward needs.
 
-    Every $P_k$ is a polynomial in $S$, so $M_k=P_k^2S$ commutes with $P_k$ and, with $\tilde A_k=\tfrac32I-\tfrac12M_{k-1}$,
-    $$P_k=P_{k-1}\tilde A_k,\qquad M_k=M_{k-1}\tilde A_k^2=\varphi(M_{k-1}),\qquad P_0=I,\ M_0=S .$$
-    $P_1=\tilde A_1$ needs no product and $s=\operatorname{diag}(M_{T-1}\tilde A_T^2)$ only a row-wise dot: 10 products at T=4 instead of the official 12."""
+    Every $P_k$ is a polynomial in $S$, so $M_k=P_k^2S$ commutes with $P_k$ and, with $\tilde
+    A_k=\tfrac32I-\tfrac12M_{k-1}$, $$P_k=P_{k-1}\tilde A_k,\qquad M_k=M_{k-1}\tilde A_k^2=\varphi(M_{k-1}),\qquad
+    P_0=I,\ M_0=S .$$ $P_1=\tilde A_1$ needs no product and $s=\operatorname{diag}(M_{T-1}\tilde A_T^2)$ only a
+    row-wise dot: 10 products at T=4 instead of the official 12."""
     eye = torch.eye(S.shape[-1], dtype=S.dtype, device=S.device)
     if T == 0: return eye.expand_as(S).clone(), S.diagonal(dim1=-2, dim2=-1).clone(), []
     eye15, M, P, saved = eye.mul_(1.5), S, None, []
@@ -293,10 +306,11 @@ def _ns_forward(S: torch.Tensor, T: int):
     return P, torch.linalg.vecdot(M, Q), saved                       # rowsum(M_{T-1} ∘ Q_T) = diag(M_T) (Q symmetric)
 
 def _ns_backward(saved, gP: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
-    r"""Adjoint of `_ns_forward` with respect to a symmetric $S$. Every intermediate is a polynomial in $S$, so its differential along
-    a symmetric perturbation is symmetric and only the symmetric part of each adjoint matters; in particular the adjoint of
-    $Q=\tilde A^2$ gives $\overline{\tilde A}=X+X^\top$ with $X=\operatorname{sym}(\overline Q)\tilde A$ (one product instead of two).
-    Accumulations are fused into `baddbmm`. Returns $\overline S$ (use only its symmetric part)."""
+    r"""Adjoint of `_ns_forward` with respect to a symmetric $S$. Every intermediate is a polynomial in $S$, so its
+    differential along a symmetric perturbation is symmetric and only the symmetric part of each adjoint matters; in
+    particular the adjoint of $Q=\tilde A^2$ gives $\overline{\tilde A}=X+X^\top$ with
+    $X=\operatorname{sym}(\overline Q)\tilde A$ (one product instead of two). Accumulations are fused into
+    `baddbmm`. Returns $\overline S$ (use only its symmetric part)."""
     if not saved: return torch.diag_embed(gs)
     T = len(saved)
     M, A, Q, _ = saved[-1]
@@ -328,9 +342,20 @@ class _CoupledNS(torch.autograd.Function):
         return _ns_backward(ctx.saved, gP, gs), None
 
 # %% ../../nbs/10_intl.spectral.ipynb #217032e4
+@contextmanager
+def _one_thread(device: torch.device):
+    "Run the block with one intra-op thread on the CPU (restored afterwards); a no-op elsewhere or when already at one."
+    n = torch.get_num_threads()
+    if device.type != 'cpu' or n == 1:
+        yield; return
+    torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 def _divided_differences(lam: torch.Tensor, T: int):
-    r"""$f_T(\lambda)$ and the divided-difference matrices $F_f[i,j]=f_T[\lambda_i,\lambda_j]$ and, with $h(\lambda)=\lambda f_T(\lambda)^2$,
-    $F_h[i,j]=h[\lambda_i,\lambda_j]$ for a (batch of) eigenvalue vectors, by the product-rule recursion (exact for repeated eigenvalues)."""
+    r"""$f_T(\lambda)$ and the divided-difference matrices $F_f[i,j]=f_T[\lambda_i,\lambda_j]$ and, with
+    $h(\lambda)=\lambda f_T(\lambda)^2$, $F_h[i,j]=h[\lambda_i,\lambda_j]$ for a (batch of) eigenvalue vectors, by the
+    product-rule recursion (exact for repeated eigenvalues)."""
     one = torch.ones_like(lam)
     f, D = one, torch.zeros(*lam.shape, lam.shape[-1], dtype=lam.dtype, device=lam.device)
     for _ in range(T):
@@ -345,17 +370,18 @@ def _divided_differences(lam: torch.Tensor, T: int):
 def _eigh_forward(S: torch.Tensor, T: int):
     r"""$P_T=f_T(S)$ and $s=\operatorname{diag}(P_TSP_T)$ from one eigendecomposition, with what `_eigh_backward` needs.
     Same outputs as `_ns_forward` up to rounding."""
-    try: lam, U = torch.linalg.eigh(S)
-    except torch.linalg.LinAlgError:                                    # LAPACK's rare non-convergence in float32: retry in float64
-        lam, U = (x.to(S.dtype) for x in torch.linalg.eigh(S.double()))
+    with _one_thread(S.device):                     # multithreaded eigh is slower: see benchmarks/intl.py
+        try: lam, U = torch.linalg.eigh(S)
+        except torch.linalg.LinAlgError:            # rare non-convergence in float32: retry in float64
+            lam, U = (x.to(S.dtype) for x in torch.linalg.eigh(S.double()))
     f, Ff, Fh = _divided_differences(lam, T)
     P = (U * f.unsqueeze(-2)) @ U.mT
     s = torch.linalg.vecdot(P, S @ P)                                   # not (U∘U) h(λ): see the text above
     return P, s, (U, Ff, Fh)
 
 def _eigh_backward(saved, gP: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
-    r"""Daleckii–Krein adjoint of `_eigh_forward`: $\bar S=U[F_f\circ(U^\top\bar PU)+F_h\circ(U^\top\operatorname{diag}(\bar s)U)]U^\top$
-    (use only its symmetric part, as for `_ns_backward`)."""
+    r"""Daleckii–Krein adjoint of `_eigh_forward` (use only its symmetric part):
+    $\bar S=U[F_f\circ(U^\top\bar PU)+F_h\circ(U^\top\operatorname{diag}(\bar s)U)]U^\top$."""
     U, Ff, Fh = saved
     K = Ff * (U.mT @ gP @ U)
     K.addcmul_(Fh, (U.mT * gs.unsqueeze(-2)) @ U)
@@ -363,18 +389,16 @@ def _eigh_backward(saved, gP: torch.Tensor, gs: torch.Tensor) -> torch.Tensor:
 
 _SOLVERS = {'ns': (_ns_forward, _ns_backward), 'eigh': (_eigh_forward, _eigh_backward)}
 
-def _resolve_solver(solver: str, device: torch.device) -> str:
-    if solver not in ('auto', 'ns', 'eigh'): raise ValueError(f"solver={solver!r}: use 'auto' (eigh on CPU, Newton-Schulz elsewhere), 'eigh' or 'ns'.")
-    return ('eigh' if device.type == 'cpu' else 'ns') if solver == 'auto' else solver
-
 # %% ../../nbs/10_intl.spectral.ipynb #1d159d89
 class _GramINTL(torch.autograd.Function):
-    r"""The channel-axis INTL loss from the stacked Gram blocks $G$ ($V\times m\times m$) and $C$ ($(V-1)\times m\times m$) of `_CentredGrams`,
-    with a hand-written backward; `solver` is `'ns'` (coupled Newton–Schulz) or `'eigh'` (one eigendecomposition). Returns `(loss, nmse per pair, trace loss per view)`; only `loss` is differentiable.
+    r"""The channel-axis INTL loss from the stacked Gram blocks $G$ ($V\times m\times m$) and $C$ ($(V-1)\times m\times
+    m$) of `_CentredGrams`, with a hand-written backward; `solver` is `'ns'` (coupled Newton–Schulz) or `'eigh'`
+    (one eigendecomposition). Returns `(loss, nmse per pair, trace loss per view)`; only `loss` is differentiable.
 
-    With $t_v=\operatorname{tr}G_{vv}$, $S_v=G_{vv}/t_v$, $(P_v,s_v)$ from `_ns_forward`, $n_{v,i}=\max(\sqrt{(d-1)s_{v,i}},10^{-12})$ (= $\lVert\hat z_{v,i}\rVert$
-    clamped like `F.normalize`), $c_v=\sqrt{(d-1)/t_v}$ and $e_{v,i}=(P_v^\top C_vP_1)_{ii}$:
-    $\cos_{v,i}=c_vc_1e_{v,i}/(n_{v,i}n_{1,i})$, $\ell_{nmse}=2-\frac2m\sum_i\cos_{v,i}$, $\ell_{tr}(\hat Z_v)=\sum_i(s_{v,i}-1)^2$."""
+    With $t_v=\operatorname{tr}G_{vv}$, $S_v=G_{vv}/t_v$, $(P_v,s_v)$ from `_ns_forward`,
+    $n_{v,i}=\max(\sqrt{(d-1)s_{v,i}},10^{-12})$ (= $\lVert\hat z_{v,i}\rVert$ clamped like `F.normalize`),
+    $c_v=\sqrt{(d-1)/t_v}$ and $e_{v,i}=(P_v^\top C_vP_1)_{ii}$: $\cos_{v,i}=c_vc_1e_{v,i}/(n_{v,i}n_{1,i})$,
+    $\ell_{nmse}=2-\frac2m\sum_i\cos_{v,i}$, $\ell_{tr}(\hat Z_v)=\sum_i(s_{v,i}-1)^2$."""
     @staticmethod
     def forward(ctx, G, C, T, beta, anchor_trace, d, solver='ns'):
         V, m = G.shape[0], G.shape[-1]
@@ -405,7 +429,7 @@ class _GramINTL(torch.autograd.Function):
         beta, anchor_trace, d = ctx.args
         V, m = G.shape[0], G.shape[-1]; W = V - 1
         gcos = -2 * gL / (m * W)                                          # d loss / d cos_{v,i}
-        q = gcos * cos                                                    # d loss / d log(factor) for each factor of cos
+        q = gcos * cos                                            # d loss / d log(factor) for each factor of cos
         ge = gcos * (c[1:] * c[0])[:, None] / (n[1:] * n[0])
         gc = torch.cat([q.sum(-1, keepdim=False).sum(0, keepdim=True), q.sum(-1)]) / c
         gn = -torch.cat([q.sum(0, keepdim=True), q]) / n
@@ -425,14 +449,91 @@ class _GramINTL(torch.autograd.Function):
         return gG, gC, None, None, None, None, None
 
 def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto'):
-    "Channel-axis INTL loss from Gram blocks (never forms the whitened outputs). Returns (loss, nmse per pair, trace loss per view)."
+    "Channel-axis INTL loss from Gram blocks (no whitened outputs formed): (loss, nmse per pair, trace per view)."
     G, C = _CentredGrams.apply(*zs)
-    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1], _resolve_solver(solver, G.device))
+    solver = resolve_solver(solver, G.shape[-1], len(zs), T, G.dtype, G.device)
+    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1],
+                                      solver)
     return loss, list(nmse), list(tls)
+
+# %% ../../nbs/10_intl.spectral.ipynb #ca1b0ex1
+_CALIBRATION: dict[str, dict] = {}                                     # key -> measurement, also persisted on disk
+_CALIBRATION_FILE = 'intl_solver_calibration.json'
+
+def _calibration_key(m: int, V: int, T: int, dtype: torch.dtype, device: torch.device) -> str:
+    where = f'cpu:{platform.machine()}:{os.cpu_count()}' if device.type == 'cpu' else str(device)
+    if device.type == 'cuda': where += ':' + torch.cuda.get_device_name(device)
+    dt = str(dtype).replace('torch.', '')
+    return f'{where}|m={m}|V={V}|T={T}|{dt}|threads={torch.get_num_threads()}|torch={torch.__version__}'
+
+def _calibration_path():
+    from reprbook.core import cache_dir
+    return cache_dir()/_CALIBRATION_FILE
+
+def _time_solver(G, C, T: int, d: int, solver: str, sync) -> float:
+    Gr, Cr = G.clone().requires_grad_(), C.clone().requires_grad_()
+    sync(); t0 = time.perf_counter()
+    loss = _GramINTL.apply(Gr, Cr, T, 0.05, True, d, solver)[0]
+    torch.autograd.grad(loss, (Gr, Cr))
+    sync(); return time.perf_counter() - t0
+
+def calibrate_solver(m: int, V: int = 2, T: int = 4, dtype=torch.float32, device='cpu', repeats: int = 5) -> dict:
+    "Time both solvers (Gram-block loss forward + backward, a random V x m x m Gram) at the current thread count."
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(V, m, 2 * m, generator=g).to(device=device, dtype=dtype)   # full-rank Grams, as in training
+    z = z - z.mean(-1, keepdim=True)
+    G, C = z @ z.mT, z[1:] @ z[:1].mT
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    times = {'eigh': [], 'ns': []}
+    for i in range(repeats + 1):                                         # interleaved; the first round warms up
+        for s in (('eigh', 'ns') if i % 2 else ('ns', 'eigh')):
+            dt = _time_solver(G, C, T, 2 * m, s, sync)
+            if i: times[s].append(dt)
+    ratio = statistics.median(n / e for n, e in zip(times['ns'], times['eigh']))
+    return {'solver': 'eigh' if ratio > 1 else 'ns', 'ns_over_eigh': ratio, 'repeats': repeats,
+            'eigh_ms': 1e3 * statistics.median(times['eigh']), 'ns_ms': 1e3 * statistics.median(times['ns']),
+            'threads': torch.get_num_threads(), 'measured': time.strftime('%Y-%m-%d %H:%M:%S')}
+
+def _load_calibration():
+    if _CALIBRATION.get('_loaded'): return
+    _CALIBRATION['_loaded'] = True
+    try: _CALIBRATION.update(json.loads(_calibration_path().read_text()))
+    except (OSError, ValueError): pass
+
+def _save_calibration():
+    try:
+        from reprbook.core import atomic_write
+        with atomic_write(_calibration_path(), 'w') as f:
+            json.dump({k: v for k, v in _CALIBRATION.items() if k != '_loaded'}, f, indent=1)
+    except OSError: pass                                      # a read-only cache: keep the choice in memory only
+
+# %% ../../nbs/10_intl.spectral.ipynb #ca1b0ex2
+def resolve_solver(solver: str = 'auto',  # 'auto', 'eigh' or 'ns'
+                   m: int | None = None,  # size of the Gram (the global batch on the channel axis)
+                   V: int = 2, T: int = 4, dtype=torch.float32, device='cpu') -> str:
+    "The solver `intl_loss` uses for this configuration: `solver` itself, or for `'auto'` the measured faster one."
+    if solver not in ('auto', 'ns', 'eigh'):
+        raise ValueError(f"solver={solver!r}: use 'auto' (the faster of the two, measured on this machine), "
+                         "'eigh' or 'ns'.")
+    if solver != 'auto': return solver
+    pinned = os.environ.get('REPRBOOK_INTL_SOLVER', '')
+    if pinned:
+        if pinned not in ('eigh', 'ns'):
+            raise ValueError(f"REPRBOOK_INTL_SOLVER={pinned!r}: use 'eigh' or 'ns', or unset it.")
+        return pinned
+    device = torch.device(device)
+    if m is None or device.type not in ('cpu', 'cuda'): return 'ns'
+    _load_calibration()
+    key = _calibration_key(m, V, T, dtype, device)
+    if key not in _CALIBRATION:
+        _CALIBRATION[key] = calibrate_solver(m, V, T, dtype, device)
+        _save_calibration()
+    return _CALIBRATION[key]['solver']
 
 # %% ../../nbs/10_intl.spectral.ipynb #e25a65f9
 def _intl_reference(zs, T, beta, axis, anchor_trace):
-    "The straightforward loss: whiten every view (materialising $\\hat Z$), then `trace_loss` and `norm_mse` as the official code."
+    "The straightforward loss: whiten every view (materialising $\\hat Z$), then `trace_loss` and `norm_mse`."
     zh = [_iternorm(z, T, axis, f'view {v + 1}') for v, z in enumerate(zs)]
     tls = [trace_loss(x, axis) for x in zh]
     nmse = [norm_mse(zh[v], zh[0]) for v in range(1, len(zh))]
@@ -445,30 +546,36 @@ def _combine(nmse, tls, beta, anchor_trace):
         loss = loss + nmse[v - 1] + beta * (tls[v] + (tls[0] if anchor_trace else 0))
     return loss / (V - 1)
 
-def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 4, beta: float | None = None, axis: int = 0,
-              impl: str = 'gram', whiten_dtype=torch.float32, gather_fn: Callable | None = None,
+def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 4, beta: float | None = None,
+              axis: int = 0, impl: str = 'gram', whiten_dtype=torch.float32, gather_fn: Callable | None = None,
               anchor_trace: bool = True, return_terms: bool = False, solver: str = 'auto'):
-    r"""The INTL objective for $V\ge2$ crops, view 1 (`z1`) being the anchor:
-    $$\mathcal L=\frac1{V-1}\sum_{v=2}^V\Big[\ell_{nmse}(\hat Z^{(v)},\hat Z^{(1)})+\beta\big(\ell_{tr}(\hat Z^{(v)})+\ell_{tr}(\hat Z^{(1)})\big)\Big],\quad\hat Z=\mathrm{IterNorm}_T(Z).$$
-    `beta=None` uses `intl_beta(n)`, n = size of the whitened axis of the (gathered) batch. `anchor_trace=False` drops
-    $\ell_{tr}(\hat Z^{(1)})$ (INTL-M: the anchor is the no-grad momentum key). `impl='gram'` (default) computes the channel-axis
-    loss from $m\times m$ Gram blocks without forming $\hat Z$ (same values and gradients as `impl='reference'`, which whitens
-    every view as the official code does; for axis 1, and with `whiten_dtype='autocast'`, both use the reference path). `solver` picks how the
-    Gram path evaluates $P_T$: `'eigh'` (one eigendecomposition, fastest on CPU), `'ns'` (coupled Newton–Schulz, for GPUs) or `'auto'`. `return_terms=True` returns
-    `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over the views whose trace loss is in the objective) and `beta`."""
+    r"""The INTL objective for $V\ge2$ crops, view 1 (`z1`) being the anchor: $$\mathcal
+    L=\frac1{V-1}\sum_{v=2}^V\Big[\ell_{nmse}(\hat Z^{(v)},\hat Z^{(1)})+\beta\big(\ell_{tr}(\hat
+    Z^{(v)})+\ell_{tr}(\hat Z^{(1)})\big)\Big],\quad\hat Z=\mathrm{IterNorm}_T(Z).$$ `beta=None` uses
+    `intl_beta(n)`, n = size of the whitened axis of the (gathered) batch. `anchor_trace=False` drops
+    $\ell_{tr}(\hat Z^{(1)})$ (INTL-M: the anchor is the no-grad momentum key). `impl='gram'` (default) computes the
+    channel-axis loss from $m\times m$ Gram blocks without forming $\hat Z$ (same values and gradients as
+    `impl='reference'`, which whitens every view as the official code does; for axis 1, and with
+    `whiten_dtype='autocast'`, both use the reference path). `solver` picks how the Gram path evaluates $P_T$:
+    `'eigh'` (one eigendecomposition, fastest on CPU), `'ns'` (coupled Newton–Schulz, for GPUs) or `'auto'`.
+    `return_terms=True` returns `(loss, terms)` with detached `nmse` (mean over pairs), `trace` (mean over the views
+    whose trace loss is in the objective) and `beta`."""
     _check_axis(axis)
     if impl not in ('gram', 'reference'): raise ValueError(f"impl={impl!r}: use 'gram' (fast, default) or 'reference'.")
-    _resolve_solver(solver, torch.device('cpu'))
-    if not (isinstance(T, int) and T >= 0): raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
+    resolve_solver(solver)
+    if not (isinstance(T, int) and T >= 0):
+        raise ValueError(f"T={T!r}: the number of Newton-Schulz steps must be an int >= 0 (official default 4).")
     zs = [_gather(z, gather_fn) for z in (z1, z2, *more)]
     for i, z in enumerate(zs): check_embedding(z, axis, name=f'view {i + 1}')
-    if len({tuple(z.shape) for z in zs}) > 1: raise ValueError(f"intl_loss: all views must have the same shape, got {[tuple(z.shape) for z in zs]}.")
+    if len({tuple(z.shape) for z in zs}) > 1:
+        raise ValueError(f"intl_loss: all views must have the same shape, got {[tuple(z.shape) for z in zs]}.")
     n = zs[0].shape[0] if axis == 0 else zs[0].shape[1]
     beta = intl_beta(n) if beta is None else float(beta)
     ctx, _ = _whitening_context(zs[0], whiten_dtype)
     zs = [_whitening_context(z, whiten_dtype)[1] for z in zs]
     with ctx:
-        if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str): loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace, solver)
+        if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str):
+            loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace, solver)
         else:
             nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
             loss = _combine(nmse, tls, beta, anchor_trace)
@@ -480,41 +587,49 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
 
 # %% ../../nbs/10_intl.spectral.ipynb #70bf4f16
 class INTLLoss(nn.Module):
-    r"""Drop-in INTL loss on projector outputs, as in lightly's losses: `loss = INTLLoss()(z1, z2)` (or `(z1, z2, z3, ...)` for multi-crop,
-    the first view being the anchor).
+    r"""Drop-in INTL loss on projector outputs, as in lightly's losses: `loss = INTLLoss()(z1, z2)` (or `(z1, z2, z3,
+    ...)` for multi-crop, the first view being the anchor).
 
-    Each view $Z^{(v)}\in\mathbb R^{m\times d}$ is transformed by IterNorm ($T$ Newton–Schulz steps, `axis` 0 = channel whitening),
-    $\hat Z=\mathrm{IterNorm}_T(Z)$, and
-    $$\mathcal L=\frac1{V-1}\sum_{v=2}^V\Big[\ell_{nmse}(\hat Z^{(v)},\hat Z^{(1)})+\beta\big(\ell_{tr}(\hat Z^{(v)})+\ell_{tr}(\hat Z^{(1)})\big)\Big],$$
-    $\ell_{nmse}(A,B)=2-\frac2m\sum_i\cos(a_i,b_i)$, $\ell_{tr}(\hat Z)=\sum_j(1-(\Sigma_{\hat Z})_{jj})^2$ over the whitened axis,
-    $\beta=0.01(\log_2n-3)$ unless given ($n$ = global batch for axis 0, $d$ for axis 1). No parameters, no buffers.
-    Under `torch.distributed` the views are gathered from all ranks first (global statistics)."""
-    def __init__(self, T: int = 4, axis: int = 0, beta: float | None = None, impl: str = 'gram', whiten_dtype=torch.float32,
+    Each view $Z^{(v)}\in\mathbb R^{m\times d}$ is transformed by IterNorm ($T$ Newton–Schulz steps, `axis` 0 =
+    channel whitening), $\hat Z=\mathrm{IterNorm}_T(Z)$, and $$\mathcal
+    L=\frac1{V-1}\sum_{v=2}^V\Big[\ell_{nmse}(\hat Z^{(v)},\hat Z^{(1)})+\beta\big(\ell_{tr}(\hat
+    Z^{(v)})+\ell_{tr}(\hat Z^{(1)})\big)\Big],$$ $\ell_{nmse}(A,B)=2-\frac2m\sum_i\cos(a_i,b_i)$, $\ell_{tr}(\hat
+    Z)=\sum_j(1-(\Sigma_{\hat Z})_{jj})^2$ over the whitened axis, $\beta=0.01(\log_2n-3)$ unless given ($n$ =
+    global batch for axis 0, $d$ for axis 1). No parameters, no buffers. Under `torch.distributed` the views are
+    gathered from all ranks first (global statistics)."""
+    def __init__(self, T: int = 4, axis: int = 0, beta: float | None = None, impl: str = 'gram',
+                 whiten_dtype=torch.float32,
                  gather_fn: Callable | None = None, anchor_trace: bool = True, solver: str = 'auto'):
         super().__init__()
-        _check_axis(axis); _resolve_solver(solver, torch.device('cpu'))
+        _check_axis(axis); resolve_solver(solver)
         self.solver = solver
-        self.T, self.axis, self.beta, self.impl, self.whiten_dtype, self.gather_fn, self.anchor_trace = T, axis, beta, impl, whiten_dtype, gather_fn, anchor_trace
+        self.T, self.axis, self.beta, self.impl = T, axis, beta, impl
+        self.whiten_dtype, self.gather_fn, self.anchor_trace = whiten_dtype, gather_fn, anchor_trace
     def forward(self, z1, z2, *more, return_terms: bool = False):
-        return intl_loss(z1, z2, *more, T=self.T, beta=self.beta, axis=self.axis, impl=self.impl, whiten_dtype=self.whiten_dtype,
+        return intl_loss(z1, z2, *more, T=self.T, beta=self.beta, axis=self.axis, impl=self.impl,
+                         whiten_dtype=self.whiten_dtype,
                          gather_fn=self.gather_fn, anchor_trace=self.anchor_trace, return_terms=return_terms,
                          solver=self.solver)
-    def extra_repr(self): return f"T={self.T}, axis={self.axis}, beta={'rule' if self.beta is None else self.beta}, impl={self.impl!r}, solver={self.solver!r}"
+    def extra_repr(self):
+        beta = 'rule' if self.beta is None else self.beta
+        return f"T={self.T}, axis={self.axis}, beta={beta}, impl={self.impl!r}, solver={self.solver!r}"
 
 # %% ../../nbs/10_intl.spectral.ipynb #9982733c
 def momentum_schedule(step: int, total_steps: int, m0: float = 0.996) -> float:
-    r"""Cosine EMA momentum $m_t=1-\tfrac12\big(1+\cos(\pi t/T_{total})\big)(1-m_0)$: $m_0$ at $t=0$, $1$ at $t=T_{total}$."""
+    r"""Cosine EMA momentum $m_t=1-\tfrac12\big(1+\cos(\pi t/T_{total})\big)(1-m_0)$: $m_0$ at $t=0$, $1$ at
+    $t=T_{total}$."""
     if total_steps <= 0: raise ValueError(f"total_steps={total_steps}: must be > 0.")
     t = min(max(step, 0), total_steps)
     return 1 - 0.5 * (1 + math.cos(math.pi * t / total_steps)) * (1 - m0)
 
 class INTLMomentum(nn.Module):
-    r"""The INTL-M momentum (key) network: a deep copy of `online` (backbone + projector) without gradients, updated per step by
-    $\theta_k\leftarrow m_t\theta_k+(1-m_t)\theta_q$ with `momentum_schedule`. Buffers (BatchNorm statistics) are not averaged, as in the
-    official code. Call `update(step)` once per step before the forward pass (the official order), then `key(x)` under `no_grad`."""
+    r"""The INTL-M momentum (key) network: a deep copy of `online` (backbone + projector) without gradients, updated per
+    step by $\theta_k\leftarrow m_t\theta_k+(1-m_t)\theta_q$ with `momentum_schedule`. Buffers (BatchNorm
+    statistics) are not averaged, as in the official code. Call `update(step)` once per step before the forward pass
+    (the official order), then `key(x)` under `no_grad`."""
     def __init__(self, online: nn.Module, total_steps: int, m0: float = 0.996):
         super().__init__()
-        self.online, self.total_steps, self.m0 = [online], total_steps, m0       # a list so the online net is not registered twice
+        self.online, self.total_steps, self.m0 = [online], total_steps, m0   # a list: the online net is not registered
         self.ema = copy.deepcopy(online)
         for p in self.ema.parameters(): p.requires_grad_(False)
 
@@ -529,13 +644,16 @@ class INTLMomentum(nn.Module):
     @torch.no_grad()
     def forward(self, x): return self.ema(x)
 
-def intl_m_loss(queries: Sequence[torch.Tensor], key: torch.Tensor, T: int = 4, beta: float | None = None, axis: int = 0, **kw):
-    r"""INTL-M: $\frac1{V-1}\sum_{v\ge2}\big[\ell_{nmse}(\hat Z_q^{(v)},\hat Z_k)+\beta\,\ell_{tr}(\hat Z_q^{(v)})\big]$, key = momentum network's
-    output for crop 1 (computed without gradient), no trace loss on the key."""
+def intl_m_loss(queries: Sequence[torch.Tensor], key: torch.Tensor, T: int = 4, beta: float | None = None,
+                axis: int = 0, **kw):
+    r"""INTL-M: $\frac1{V-1}\sum_{v\ge2}\big[\ell_{nmse}(\hat Z_q^{(v)},\hat Z_k)+\beta\,\ell_{tr}(\hat
+    Z_q^{(v)})\big]$, key = momentum network's output for crop 1 (computed without gradient), no trace loss on the
+    key."""
     return intl_loss(key.detach(), *queries, T=T, beta=beta, axis=axis, anchor_trace=False, **kw)
 
 # %% ../../nbs/10_intl.spectral.ipynb #72021775
-def power_st(z: torch.Tensor, p: float, axis: int = 0, eps: float = 1e-12, gather_fn: Callable | None = None) -> torch.Tensor:
+def power_st(z: torch.Tensor, p: float, axis: int = 0, eps: float = 1e-12,
+             gather_fn: Callable | None = None) -> torch.Tensor:
     r"""Power-function spectral transformation $g(\lambda)=\lambda^{-p}$: $\hat Z=U\Lambda^{-p}U^\top\bar Z$ (axis 0) or
     $\bar ZU\Lambda^{-p}U^\top$ (axis 1), with $(\Sigma,\bar Z)$ from `centred_cov`. Output covariance eigenvalues
     $\lambda^{1-2p}$ ($p=\tfrac12$ whitens). `eigh` runs in float64; eigenvalues are clamped at `eps`·λ_max. Returned in
@@ -557,8 +675,8 @@ def train_linear_toy(loss_fn: Callable,  # loss_fn(z1, z2) -> scalar, on two (ba
                      steps: int = 1000, seed: int = 0, d_in: int = 64, d_out: int = 32,
                      batch: int = 256, lr: float = 0.05, n_eval: int = 4096) -> dict:
     r"""Train a linear encoder $z=Wx$ ($W$: `d_out` x `d_in`) with `loss_fn(z1, z2)` on two noisy views of
-    $x\sim\mathcal N(0,\operatorname{diag}(1/k))$; return the effective rank and eigenvalues of $\operatorname{Cov}(Wx)$ on
-    clean inputs."""
+    $x\sim\mathcal N(0,\operatorname{diag}(1/k))$; return the effective rank and eigenvalues of
+    $\operatorname{Cov}(Wx)$ on clean inputs."""
     g = torch.Generator().manual_seed(seed)
     W = (torch.randn(d_out, d_in, generator=g) / d_in ** 0.5).requires_grad_()
     scale = (1 / torch.arange(1, d_in + 1, dtype=torch.float32)).sqrt()
