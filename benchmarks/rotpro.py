@@ -14,8 +14,8 @@ import torch
 
 from reprbook.core import environment_info, results_dir, markdown_table, save_results
 from reprbook.rotpro.data import load_kg, KGEBatches, FilterIndex, subsampling_weights
-from reprbook.rotpro.train import (KGEConfig, build_model, kge_step_fn, official_loss, official_forward, OfficialSampler,
-                                   rank_queries, ranking_metrics)
+from reprbook.rotpro.train import KGEConfig, build_model, kge_step_fn, rank_queries, ranking_metrics
+from reprbook.rotpro.reference import official_loss, official_forward, OfficialSampler
 
 CFG = dict(dim=200, batch=512, negatives=128, gamma=9.0, adv_temperature=1.0, lr=1e-4, alpha=5e-4, gamma_m=1e-6, beta=1.5)
 

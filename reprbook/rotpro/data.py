@@ -1,4 +1,4 @@
-"""Knowledge graphs in the RotatE layout: checked loading and downloads, int64 triple tensors, a CSR index of known answers for filtered ranking, vectorised negative sampling with the official code's distribution, subsampling weights and relation-pattern statistics.
+"""Knowledge graphs in the RotatE layout: checked loading, triples, filter index, negative sampling, statistics.
 
 Docs: https://reprbook.github.io/reprbook/rotpro.data.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://reprbook.github.io/reprbook/rotpro.data.html.md"""
 
 # %% ../../nbs/21_rotpro.data.ipynb #3bca48e4
 from __future__ import annotations
-import dataclasses, gzip, hashlib, io, os, warnings
+import dataclasses, gzip, hashlib, os, warnings
 from pathlib import Path
 
 # %% auto #0
@@ -24,24 +24,30 @@ from ..core import DataNotFoundError, cache_dir, data_dir, fetch, file_hash
 class KGFormatError(ValueError):
     "A knowledge-graph file is malformed; the message names the file and line."
 
+
 def _find(folder: Path, name: str) -> Path | None:
     "`folder/name` or `folder/name.gz`, whichever exists."
-    for p in (folder/name, folder/(name + '.gz')):
-        if p.exists(): return p
+    for p in (folder / name, folder / (name + '.gz')):
+        if p.exists():
+            return p
     return None
 
+
 def _read_lines(path: Path):
-    "Yield `(line_number, text)` for the non-empty lines of a plain or gzipped text file, line ends (LF or CRLF) removed."
+    """Yield `(line_number, text)` for the non-empty lines of a plain or gzipped text file, line ends (LF or CRLF)
+    removed."""
     opener = gzip.open if str(path).endswith('.gz') else open
     try:
         with opener(path, 'rt', encoding='utf-8', newline='') as f:
             for i, line in enumerate(f, 1):
                 line = line.rstrip('\r\n')
-                if line.strip(): yield i, line
+                if line.strip():
+                    yield i, line
     except UnicodeDecodeError as e:
         raise KGFormatError(f"{path}: not UTF-8 text ({e}). Knowledge-graph files must be UTF-8, tab-separated.") from e
     except (OSError, EOFError) as e:
         raise KGFormatError(f"{path}: could not be read ({e}); a .gz file may be truncated.") from e
+
 
 def read_dict(path: str | os.PathLike) -> list[str]:
     "Names in id order from an `id<TAB>name` dictionary; ids must be exactly `0..n-1`."
@@ -50,39 +56,62 @@ def read_dict(path: str | os.PathLike) -> list[str]:
     for i, line in _read_lines(path):
         parts = line.split('\t')
         if len(parts) != 2:
-            raise KGFormatError(f"{path}, line {i}: expected 2 tab-separated fields (id, name), got {len(parts)}: {line[:80]!r}")
-        try: k = int(parts[0])
-        except ValueError: raise KGFormatError(f"{path}, line {i}: the id {parts[0][:40]!r} is not an integer") from None
-        if k in names: raise KGFormatError(f"{path}, line {i}: id {k} appears twice")
+            raise KGFormatError(
+                f"{path}, line {i}: expected 2 tab-separated fields (id, name), got {len(parts)}: {line[:80]!r}"
+            )
+        try:
+            k = int(parts[0])
+        except ValueError:
+            raise KGFormatError(f"{path}, line {i}: the id {parts[0][:40]!r} is not an integer") from None
+        if k in names:
+            raise KGFormatError(f"{path}, line {i}: id {k} appears twice")
         names[k] = parts[1]
-    if not names: raise KGFormatError(f"{path} is empty: a dictionary needs one `id<TAB>name` line per entry")
+    if not names:
+        raise KGFormatError(f"{path} is empty: a dictionary needs one `id<TAB>name` line per entry")
     if sorted(names) != list(range(len(names))):
         missing = sorted(set(range(len(names))) - set(names))[:5]
-        raise KGFormatError(f"{path}: ids must be 0..{len(names)-1} without gaps (missing e.g. {missing})")
-    if len(set(names.values())) != len(names): raise KGFormatError(f"{path}: a name appears under two ids")
+        raise KGFormatError(f"{path}: ids must be 0..{len(names) - 1} without gaps (missing e.g. {missing})")
+    if len(set(names.values())) != len(names):
+        raise KGFormatError(f"{path}: a name appears under two ids")
     return [names[k] for k in range(len(names))]
 
+
 def read_triples(path: str | os.PathLike, entity_ids: dict, relation_ids: dict) -> torch.Tensor:
-    "The `(N, 3)` int64 tensor `[head, relation, tail]` of a `head<TAB>relation<TAB>tail` file, mapped through the dictionaries."
+    """The `(N, 3)` int64 tensor `[head, relation, tail]` of a `head<TAB>relation<TAB>tail` file, mapped through the
+    dictionaries."""
     path = Path(path)
     rows = []
     for i, line in _read_lines(path):
         parts = line.split('\t')
         if len(parts) != 3:
-            raise KGFormatError(f"{path}, line {i}: expected 3 tab-separated fields (head, relation, tail), got {len(parts)}: {line[:80]!r}")
+            raise KGFormatError(
+                f"{path}, line {i}: expected 3 tab-separated fields (head, relation, tail), got {len(parts)}: "
+                f"{line[:80]!r}"
+            )
         h, r, t = parts
-        try: rows.append((entity_ids[h], relation_ids[r], entity_ids[t]))
+        try:
+            rows.append((entity_ids[h], relation_ids[r], entity_ids[t]))
         except KeyError:
-            bad, kind, d = next((x, k, dd) for x, k, dd in ((h, 'entity', entity_ids), (r, 'relation', relation_ids), (t, 'entity', entity_ids)) if x not in dd)
-            raise KGFormatError(f"{path}, line {i}: unknown {kind} {bad[:80]!r}: it is not in {kind if kind == 'relation' else 'entitie'}s.dict. "
-                                f"Add it to the dictionary (or regenerate both with reprbook.rotpro.data.make_dicts).") from None
-    if not rows: raise KGFormatError(f"{path} has no triples: every split needs at least one `head<TAB>relation<TAB>tail` line")
+            bad, kind, d = next(
+                (x, k, dd)
+                for x, k, dd in ((h, 'entity', entity_ids), (r, 'relation', relation_ids), (t, 'entity', entity_ids))
+                if x not in dd
+            )
+            raise KGFormatError(
+                f"{path}, line {i}: unknown {kind} {bad[:80]!r}: it is not in "
+                f"{kind if kind == 'relation' else 'entitie'}s.dict. "
+                f"Add it to the dictionary (or regenerate both with reprbook.rotpro.data.make_dicts)."
+            ) from None
+    if not rows:
+        raise KGFormatError(f"{path} has no triples: every split needs at least one `head<TAB>relation<TAB>tail` line")
     return torch.tensor(rows, dtype=torch.int64)
 
 # %% ../../nbs/21_rotpro.data.ipynb #545b076e
 @dataclasses.dataclass
 class KG:
-    "A knowledge graph: names, int64 triple tensors per split, optional extra triple sets and the md5 of every file read."
+    """A knowledge graph: names, int64 triple tensors per split, optional extra triple sets and the md5 of every file
+    read."""
+
     name: str
     entities: list[str]
     relations: list[str]
@@ -95,14 +124,18 @@ class KG:
     path: Path | None = None
 
     @property
-    def n_entities(self) -> int: return len(self.entities)
+    def n_entities(self) -> int:
+        return len(self.entities)
+
     @property
-    def n_relations(self) -> int: return len(self.relations)
+    def n_relations(self) -> int:
+        return len(self.relations)
 
     def split(self, name: str) -> torch.Tensor:
         "The triples of split `name` (`train`, `valid`, `test` or a key of `extra`)."
         t = getattr(self, name, None) if name in ('train', 'valid', 'test') else self.extra.get(name)
-        if t is None: raise KeyError(f"{self.name} has no split {name!r}; available: {', '.join(self.available())}")
+        if t is None:
+            raise KeyError(f"{self.name} has no split {name!r}; available: {', '.join(self.available())}")
         return t
 
     def available(self) -> list[str]:
@@ -127,28 +160,82 @@ ROTPRO_URL = 'https://raw.githubusercontent.com/tewiSong/Rot-Pro/0a10a84d036db17
 
 # md5 of the uncompressed upstream files (kg/MANIFEST.md); git blob ids where no md5 is known.
 KG_MD5 = {
-    'FB15k-237': dict(entities='d69b1136192e94d55c3aa67fb5781441', relations='96e3ccdeef9ada61bc5c35910450122c',
-                      train='c05b87b9ac00f41901e016a2092d7837', valid='6a94efd530e5f43fcf84f50bc6d37b69', test='f5bdf63db39f455dec0ed259bb6f8628'),
-    'wn18rr': dict(entities='a97e61ffbf025b09a042332a6da135fd', relations='73429e024c10ab538dfa6faf951b5734',
-                   train='35e81af3ae233327c52a87f23b30ad3c', valid='74a2ee9eca9a8d31f1a7d4d95b5e0887', test='2b45ba1ba436b9d4ff27f1d3511224c9'),
-    'YAGO3-10': dict(entities='204ee330d849adabf4d3f6d39f25f1ff', relations='4336d330b27f954fc35a94163a308f28', train=None,
-                     valid='2d679a906f2b1ac29d74d5c948c1ad09', test='14bf97890b2fee774dbce5f326acd189',
-                     s1='56b06efdec3bea5d95433894b3acf487', s2='8daf82daaa3370082ffba34445c37d07', s3='8b978181004558240ad1ca1f4188a228',
-                     trans_closure=None),
-    'countries_S1': dict(entities='0541556b48e7a5078a3f2b1a95456906', relations='2b9f49f01ed1af6d6ea08fa929a9d303', train='b7d384aaf7680e7716a8b222b6e0477c',
-                         valid='551159f63bfdf6ef5d5881b5326276cf', test='0b06cc59ee7ed05f00397c81df697eff', regions='7b9eca58c2138ec9393d1f60725274a4'),
-    'countries_S2': dict(entities='b04f9e63d1583f9a2416a147f7266d7d', relations='2b9f49f01ed1af6d6ea08fa929a9d303', train='28148642f3e2a67ad92079d7dc0c985a',
-                         valid='551159f63bfdf6ef5d5881b5326276cf', test='0b06cc59ee7ed05f00397c81df697eff', regions='7b9eca58c2138ec9393d1f60725274a4'),
-    'countries_S3': dict(entities='331ab3deed9afc38e1da047a4e3f0ab6', relations='fee3535365a096c64f633025a96c6e92', train='8e2e1e9e31bf68beb2fe43bb2f31bdcb',
-                         valid='551159f63bfdf6ef5d5881b5326276cf', test='0b06cc59ee7ed05f00397c81df697eff', regions='7b9eca58c2138ec9393d1f60725274a4'),
+    'FB15k-237': dict(
+        entities='d69b1136192e94d55c3aa67fb5781441',
+        relations='96e3ccdeef9ada61bc5c35910450122c',
+        train='c05b87b9ac00f41901e016a2092d7837',
+        valid='6a94efd530e5f43fcf84f50bc6d37b69',
+        test='f5bdf63db39f455dec0ed259bb6f8628',
+    ),
+    'wn18rr': dict(
+        entities='a97e61ffbf025b09a042332a6da135fd',
+        relations='73429e024c10ab538dfa6faf951b5734',
+        train='35e81af3ae233327c52a87f23b30ad3c',
+        valid='74a2ee9eca9a8d31f1a7d4d95b5e0887',
+        test='2b45ba1ba436b9d4ff27f1d3511224c9',
+    ),
+    'YAGO3-10': dict(
+        entities='204ee330d849adabf4d3f6d39f25f1ff',
+        relations='4336d330b27f954fc35a94163a308f28',
+        train=None,
+        valid='2d679a906f2b1ac29d74d5c948c1ad09',
+        test='14bf97890b2fee774dbce5f326acd189',
+        s1='56b06efdec3bea5d95433894b3acf487',
+        s2='8daf82daaa3370082ffba34445c37d07',
+        s3='8b978181004558240ad1ca1f4188a228',
+        trans_closure=None,
+    ),
+    'countries_S1': dict(
+        entities='0541556b48e7a5078a3f2b1a95456906',
+        relations='2b9f49f01ed1af6d6ea08fa929a9d303',
+        train='b7d384aaf7680e7716a8b222b6e0477c',
+        valid='551159f63bfdf6ef5d5881b5326276cf',
+        test='0b06cc59ee7ed05f00397c81df697eff',
+        regions='7b9eca58c2138ec9393d1f60725274a4',
+    ),
+    'countries_S2': dict(
+        entities='b04f9e63d1583f9a2416a147f7266d7d',
+        relations='2b9f49f01ed1af6d6ea08fa929a9d303',
+        train='28148642f3e2a67ad92079d7dc0c985a',
+        valid='551159f63bfdf6ef5d5881b5326276cf',
+        test='0b06cc59ee7ed05f00397c81df697eff',
+        regions='7b9eca58c2138ec9393d1f60725274a4',
+    ),
+    'countries_S3': dict(
+        entities='331ab3deed9afc38e1da047a4e3f0ab6',
+        relations='fee3535365a096c64f633025a96c6e92',
+        train='8e2e1e9e31bf68beb2fe43bb2f31bdcb',
+        valid='551159f63bfdf6ef5d5881b5326276cf',
+        test='0b06cc59ee7ed05f00397c81df697eff',
+        regions='7b9eca58c2138ec9393d1f60725274a4',
+    ),
 }
-KG_GIT_BLOB = {('YAGO3-10', 'train'): '1543056ff5af6d3bf841510129529e91e9a8627c',
-               ('YAGO3-10', 'trans_closure'): '7ce049f7e10bad133ad455a8f54717f892b63d4d'}
-KG_ALIASES = {'fb15k-237': 'FB15k-237', 'fb15k237': 'FB15k-237', 'wn18rr': 'wn18rr', 'yago3-10': 'YAGO3-10', 'yago3_10': 'YAGO3-10',
-              **{f'countries_s{i}': f'countries_S{i}' for i in (1, 2, 3)}, **{f'countries-s{i}': f'countries_S{i}' for i in (1, 2, 3)}}
-_FILES = dict(entities='entities.dict', relations='relations.dict', train='train.txt', valid='valid.txt', test='test.txt',
-              regions='regions.list', s1='trans_test/s1.txt', s2='trans_test/s2.txt', s3='trans_test/s3.txt',
-              trans_closure='trans_test/trans_closure.txt')
+KG_GIT_BLOB = {
+    ('YAGO3-10', 'train'): '1543056ff5af6d3bf841510129529e91e9a8627c',
+    ('YAGO3-10', 'trans_closure'): '7ce049f7e10bad133ad455a8f54717f892b63d4d',
+}
+KG_ALIASES = {
+    'fb15k-237': 'FB15k-237',
+    'fb15k237': 'FB15k-237',
+    'wn18rr': 'wn18rr',
+    'yago3-10': 'YAGO3-10',
+    'yago3_10': 'YAGO3-10',
+    **{f'countries_s{i}': f'countries_S{i}' for i in (1, 2, 3)},
+    **{f'countries-s{i}': f'countries_S{i}' for i in (1, 2, 3)},
+}
+_FILES = dict(
+    entities='entities.dict',
+    relations='relations.dict',
+    train='train.txt',
+    valid='valid.txt',
+    test='test.txt',
+    regions='regions.list',
+    s1='trans_test/s1.txt',
+    s2='trans_test/s2.txt',
+    s3='trans_test/s3.txt',
+    trans_closure='trans_test/trans_closure.txt',
+)
+
 
 def git_blob_id(path: str | os.PathLike) -> str:
     "Git's blob id of a file's (uncompressed) content: SHA-1 of `b'blob <size>\\0' + data`."
@@ -156,40 +243,53 @@ def git_blob_id(path: str | os.PathLike) -> str:
     data = gzip.decompress(path.read_bytes()) if path.suffix == '.gz' else path.read_bytes()
     return hashlib.sha1(b'blob %d\0' % len(data) + data).hexdigest()
 
+
 def kg_url(dataset: str, key: str) -> str:
     "The commit-pinned download URL of one file of a standard dataset."
     base = ROTPRO_URL if key in ('s1', 's2', 's3', 'trans_closure') else ROTATE_URL
     return f'{base}/{dataset}/{_FILES[key]}'
 
+
 def _kg_folder(root: Path, dataset: str) -> Path:
-    kg = root/'kg'
+    kg = root / 'kg'
     if kg.is_dir():
         for p in kg.iterdir():
-            if p.name.lower() == dataset.lower(): return p
-    return kg/dataset
+            if p.name.lower() == dataset.lower():
+                return p
+    return kg / dataset
+
 
 def locate_kg_file(dataset: str, key: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
     "Path of one file of a standard dataset: the data directory, the download cache, else a checked download."
     root = data_dir(root)
     rel = _FILES[key]
-    for folder in (_kg_folder(root, dataset), cache_dir('downloads')/'kg'/dataset):
-        if (p := _find(folder, rel)) is not None: return p
+    for folder in (_kg_folder(root, dataset), cache_dir('downloads') / 'kg' / dataset):
+        if (p := _find(folder, rel)) is not None:
+            return p
     if not download:
-        raise DataNotFoundError(f"{dataset}/{rel} is not in {_kg_folder(root, dataset)} (nor the download cache). Place it there "
-                                f"(plain or .gz), point REPRBOOK_DATA at a folder holding kg/{dataset}/, or allow the download from {kg_url(dataset, key)}.")
+        raise DataNotFoundError(
+            f"{dataset}/{rel} is not in {_kg_folder(root, dataset)} (nor the download cache). Place it there "
+            f"(plain or .gz), point REPRBOOK_DATA at a folder holding kg/{dataset}/, or allow the download from "
+            f"{kg_url(dataset, key)}."
+        )
     md5 = KG_MD5[dataset].get(key)
     p = fetch(f'kg/{dataset}/{rel}', kg_url(dataset, key), md5=md5, data_dir_=root)
     if (blob := KG_GIT_BLOB.get((dataset, key))) and git_blob_id(p) != blob:
-        warnings.warn(f"{p}: git blob id {git_blob_id(p)} differs from the expected {blob}; results may not be comparable.")
+        warnings.warn(
+            f"{p}: git blob id {git_blob_id(p)} differs from the expected {blob}; results may not be comparable."
+        )
     return p
 
 # %% ../../nbs/21_rotpro.data.ipynb #11932257
 def _read_kg(name, get, keys, path=None) -> KG:
     files = {}
+
     def md5(p):
         files[p.name] = _md5_content(p)
         return p
-    ents = read_dict(md5(get('entities'))); rels = read_dict(md5(get('relations')))
+
+    ents = read_dict(md5(get('entities')))
+    rels = read_dict(md5(get('relations')))
     E, R = {n: i for i, n in enumerate(ents)}, {n: i for i, n in enumerate(rels)}
     splits = {k: read_triples(md5(get(k)), E, R) if k in keys else None for k in ('train', 'valid', 'test')}
     extra = {k: read_triples(md5(get(k)), E, R) for k in keys if k not in ('train', 'valid', 'test', 'regions')}
@@ -197,30 +297,46 @@ def _read_kg(name, get, keys, path=None) -> KG:
     if 'regions' in keys:
         names = [l.strip() for _, l in _read_lines(md5(get('regions')))]
         unknown = [n for n in names if n not in E]
-        if unknown: raise KGFormatError(f"regions.list names unknown entities {unknown}")
+        if unknown:
+            raise KGFormatError(f"regions.list names unknown entities {unknown}")
         regions = torch.tensor([E[n] for n in names], dtype=torch.int64)
     return KG(name, ents, rels, **splits, extra=extra, regions=regions, files=files, path=path)
 
+
 def _md5_content(p: Path) -> str:
     "md5 of the uncompressed content (comparable with the upstream file's md5)."
-    if p.suffix != '.gz': return file_hash(p)
+    if p.suffix != '.gz':
+        return file_hash(p)
     h = hashlib.md5()
     with gzip.open(p, 'rb') as f:
-        while b := f.read(1 << 20): h.update(b)
+        while b := f.read(1 << 20):
+            h.update(b)
     return h.hexdigest()
 
+
 def load_kg_dir(path: str | os.PathLike, splits: tuple = ('train', 'valid', 'test'), name: str | None = None) -> KG:
-    "Load a folder in the RotatE layout (your own graph): the dictionaries, the requested splits and `regions.list` if present."
+    """Load a folder in the RotatE layout (your own graph): the dictionaries, the requested splits and `regions.list`
+    if present."""
     path = Path(path).expanduser()
-    if not path.is_dir(): raise FileNotFoundError(f"{path} is not a directory. Pass a folder holding entities.dict, relations.dict and train/valid/test.txt.")
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path} is not a directory. Pass a folder holding entities.dict, relations.dict and train/valid/test.txt."
+        )
+
     def get(key):
         p = _find(path, _FILES[key])
         if p is None:
-            hint = (f" Create both dictionaries with reprbook.rotpro.data.make_dicts('{path}')." if key in ('entities', 'relations') else '')
+            hint = (
+                f" Create both dictionaries with reprbook.rotpro.data.make_dicts('{path}')."
+                if key in ('entities', 'relations')
+                else ''
+            )
             raise DataNotFoundError(f"{path} has no {_FILES[key]} (nor {_FILES[key]}.gz).{hint}")
         return p
+
     keys = list(splits) + (['regions'] if _find(path, 'regions.list') else [])
     return _read_kg(name or path.name, get, keys, path)
+
 
 def make_dicts(path: str | os.PathLike, splits: tuple = ('train', 'valid', 'test')) -> tuple[int, int]:
     "Write `entities.dict` and `relations.dict` for a folder that has only triple files (names sorted; ids 0..n-1)."
@@ -228,40 +344,59 @@ def make_dicts(path: str | os.PathLike, splits: tuple = ('train', 'valid', 'test
     ents, rels = set(), set()
     for s in splits:
         p = _find(path, _FILES[s])
-        if p is None: raise DataNotFoundError(f"{path} has no {_FILES[s]}")
+        if p is None:
+            raise DataNotFoundError(f"{path} has no {_FILES[s]}")
         for i, line in _read_lines(p):
             parts = line.split('\t')
-            if len(parts) != 3: raise KGFormatError(f"{p}, line {i}: expected 3 tab-separated fields (head, relation, tail), got {len(parts)}: {line[:80]!r}")
-            ents.update((parts[0], parts[2])); rels.add(parts[1])
+            if len(parts) != 3:
+                raise KGFormatError(
+                    f"{p}, line {i}: expected 3 tab-separated fields (head, relation, tail), got {len(parts)}: "
+                    f"{line[:80]!r}"
+                )
+            ents.update((parts[0], parts[2]))
+            rels.add(parts[1])
     for fname, names in (('entities.dict', ents), ('relations.dict', rels)):
-        (path/fname).write_text(''.join(f'{i}\t{n}\n' for i, n in enumerate(sorted(names))))
+        (path / fname).write_text(''.join(f'{i}\t{n}\n' for i, n in enumerate(sorted(names))))
     return len(ents), len(rels)
 
-def load_kg(name: str | os.PathLike, data_dir_: str | os.PathLike | None = None, download: bool = True,
-            splits: tuple | None = None, transitive_tests: bool = False) -> KG:
-    """A standard dataset by name (`FB15k-237`, `wn18rr`, `countries_S1..3`, `YAGO3-10`; case-insensitive), or any folder in the layout.
-    YAGO3-10 with `transitive_tests=True` adds Rot-Pro's `s1`, `s2`, `s3` test subsets and the `trans_closure` filter set."""
+
+def load_kg(
+    name: str | os.PathLike,
+    data_dir_: str | os.PathLike | None = None,
+    download: bool = True,
+    splits: tuple | None = None,
+    transitive_tests: bool = False,
+) -> KG:
+    """A standard dataset by name (`FB15k-237`, `wn18rr`, `countries_S1..3`, `YAGO3-10`; case-insensitive), or any
+    folder in the layout.
+    YAGO3-10 with `transitive_tests=True` adds Rot-Pro's `s1`, `s2`, `s3` test subsets and the `trans_closure` filter
+    set."""
     p = Path(name).expanduser()
     key = KG_ALIASES.get(str(name).lower())
     if key is None:
-        if p.is_dir(): return load_kg_dir(p, splits or ('train', 'valid', 'test'))
+        if p.is_dir():
+            return load_kg_dir(p, splits or ('train', 'valid', 'test'))
         raise ValueError(f"Unknown knowledge graph {str(name)!r}: not a folder and not one of {', '.join(KG_MD5)}.")
     keys = list(splits or ('train', 'valid', 'test'))
-    if key.startswith('countries'): keys.append('regions')
+    if key.startswith('countries'):
+        keys.append('regions')
     if transitive_tests:
-        if key != 'YAGO3-10': raise ValueError("transitive_tests=True exists only for YAGO3-10")
+        if key != 'YAGO3-10':
+            raise ValueError("transitive_tests=True exists only for YAGO3-10")
         keys += ['s1', 's2', 's3', 'trans_closure']
     return _read_kg(key, lambda k: locate_kg_file(key, k, data_dir_, download), keys)
 
 # %% ../../nbs/21_rotpro.data.ipynb #44a3323c
 class _AnswerTable:
     "Sorted int64 codes `key * n_entities + answer`, with CSR offsets per distinct key."
+
     def __init__(self, keys: torch.Tensor, answers: torch.Tensor, n_entities: int):
         self.n = n_entities
-        self.codes = torch.unique(keys * n_entities + answers)          # sorted, duplicates removed
+        self.codes = torch.unique(keys * n_entities + answers)  # sorted, duplicates removed
         k = self.codes // n_entities
         self.keys, counts = torch.unique_consecutive(k, return_counts=True)
-        self.indptr = torch.zeros(len(self.keys) + 1, dtype=torch.int64); self.indptr[1:] = counts.cumsum(0)
+        self.indptr = torch.zeros(len(self.keys) + 1, dtype=torch.int64)
+        self.indptr[1:] = counts.cumsum(0)
         self.answers = self.codes % n_entities
 
     def contains(self, keys: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
@@ -286,8 +421,10 @@ class _AnswerTable:
             out[rows, self.answers[start + torch.arange(total)]] = True
         return out
 
+
 class FilterIndex:
     "Known true answers of tail queries `(h, r, ?)` and head queries `(?, r, t)`, as CSR tables built once."
+
     def __init__(self, triples: torch.Tensor, n_entities: int, n_relations: int):
         h, r, t = triples.long().unbind(1)
         self.n_entities, self.n_relations = n_entities, n_relations
@@ -295,7 +432,8 @@ class FilterIndex:
         self.heads = _AnswerTable(t * n_relations + r, h, n_entities)
 
     def _table(self, mode):
-        if mode not in ('tail', 'head'): raise ValueError(f"mode must be 'tail' or 'head', got {mode!r}")
+        if mode not in ('tail', 'head'):
+            raise ValueError(f"mode must be 'tail' or 'head', got {mode!r}")
         return self.tails if mode == 'tail' else self.heads
 
     def keys(self, triples: torch.Tensor, mode: str) -> torch.Tensor:
@@ -304,20 +442,29 @@ class FilterIndex:
         return fixed * self.n_relations + triples[:, 1]
 
     def mask(self, triples: torch.Tensor, mode: str) -> torch.Tensor:
-        "`(B, n_entities)`: True where the candidate answer of each triple's query forms a known triple (the true answer included)."
+        """`(B, n_entities)`: True where the candidate answer of each triple's query forms a known triple (the true
+        answer included)."""
         return self._table(mode).mask(self.keys(triples, mode))
 
     def contains(self, triples: torch.Tensor, cand: torch.Tensor, mode: str) -> torch.Tensor:
-        "`(B, K)`: whether replacing the tail (`mode='tail'`) or head of each triple by each candidate gives a known triple."
+        """`(B, K)`: whether replacing the tail (`mode='tail'`) or head of each triple by each candidate gives a known
+        triple."""
         return self._table(mode).contains(self.keys(triples, mode), cand)
 
     def n_answers(self, triples: torch.Tensor, mode: str) -> torch.Tensor:
         return self._table(mode).count(self.keys(triples, mode))[0]
 
 # %% ../../nbs/21_rotpro.data.ipynb #4d816861
-def sample_negatives(pos: torch.Tensor, mode: str, n: int, train_index: FilterIndex,
-                     generator: torch.Generator | None = None, max_rounds: int = 1000) -> torch.Tensor:
-    "`(B, n)` negative entities for the positives `pos` (B, 3): uniform over entities whose substitution is not a training triple."
+def sample_negatives(
+    pos: torch.Tensor,
+    mode: str,
+    n: int,
+    train_index: FilterIndex,
+    generator: torch.Generator | None = None,
+    max_rounds: int = 1000,
+) -> torch.Tensor:
+    """`(B, n)` negative entities for the positives `pos` (B, 3): uniform over entities whose substitution is not a
+    training triple."""
     B, E = len(pos), train_index.n_entities
     out = torch.empty(B, n, dtype=torch.int64)
     filled = torch.zeros(B, dtype=torch.int64)
@@ -325,14 +472,17 @@ def sample_negatives(pos: torch.Tensor, mode: str, n: int, train_index: FilterIn
     for _ in range(max_rounds):
         cand = torch.randint(E, (len(rows), 2 * n), generator=generator)
         ok = ~train_index.contains(pos[rows], cand, mode)
-        dest = ok.cumsum(1) - 1 + filled[rows, None]       # the column each surviving candidate goes to
+        dest = ok.cumsum(1) - 1 + filled[rows, None]  # the column each surviving candidate goes to
         take = ok & (dest < n)
         out[rows[:, None].expand_as(cand)[take], dest[take]] = cand[take]
         filled[rows] += take.sum(1)
         rows = rows[filled[rows] < n]
-        if len(rows) == 0: return out
-    raise RuntimeError(f"Could not find {n} negatives for {len(rows)} {mode} queries after {max_rounds} rounds: "
-                       "some (head, relation) or (relation, tail) pairs have (almost) every entity as a training answer.")
+        if len(rows) == 0:
+            return out
+    raise RuntimeError(
+        f"Could not find {n} negatives for {len(rows)} {mode} queries after {max_rounds} rounds: "
+        "some (head, relation) or (relation, tail) pairs have (almost) every entity as a training answer."
+    )
 
 # %% ../../nbs/21_rotpro.data.ipynb #c6696597
 def subsampling_weights(train: torch.Tensor) -> torch.Tensor:
@@ -346,36 +496,67 @@ def subsampling_weights(train: torch.Tensor) -> torch.Tensor:
 
 # %% ../../nbs/21_rotpro.data.ipynb #276f7fb0
 class KGEBatches:
-    "Alternating tail/head batches over `train`: `batches = KGEBatches(...)(epoch)`; each batch is `(pos, neg, mode, weight)`."
-    def __init__(self, train: torch.Tensor, n_entities: int, n_relations: int, batch_size: int, negatives: int,
-                 seed: int = 0, uni_weight: bool = False, train_index: FilterIndex | None = None):
-        if len(train) == 0: raise ValueError("The training split is empty.")
+    """Alternating tail/head batches over `train`: `batches = KGEBatches(...)(epoch)`; each batch is `(pos, neg, mode,
+    weight)`."""
+
+    def __init__(
+        self,
+        train: torch.Tensor,
+        n_entities: int,
+        n_relations: int,
+        batch_size: int,
+        negatives: int,
+        seed: int = 0,
+        uni_weight: bool = False,
+        train_index: FilterIndex | None = None,
+    ):
+        if len(train) == 0:
+            raise ValueError("The training split is empty.")
         self.train, self.batch_size, self.negatives, self.seed = train, batch_size, negatives, seed
         self.index = train_index or FilterIndex(train, n_entities, n_relations)
         self.weight = torch.ones(len(train)) if uni_weight else subsampling_weights(train)
         self.per_direction = -(-len(train) // batch_size)
 
-    def __len__(self): return 2 * self.per_direction
-    def __call__(self, epoch: int) -> '_Epoch': return _Epoch(self, epoch)
+    def __len__(self):
+        return 2 * self.per_direction
+
+    def __call__(self, epoch: int) -> '_Epoch':
+        return _Epoch(self, epoch)
+
 
 class _Epoch:
-    def __init__(self, src: KGEBatches, epoch: int): self.src, self.epoch = src, epoch
-    def __len__(self): return len(self.src)
+    def __init__(self, src: KGEBatches, epoch: int):
+        self.src, self.epoch = src, epoch
+
+    def __len__(self):
+        return len(self.src)
+
     def __iter__(self):
         s = self.src
         g = torch.Generator().manual_seed(s.seed * 1_000_003 + self.epoch)
         perms = {m: torch.randperm(len(s.train), generator=g) for m in ('tail', 'head')}
         for i in range(s.per_direction):
             for mode in ('tail', 'head'):
-                idx = perms[mode][i * s.batch_size:(i + 1) * s.batch_size]
+                idx = perms[mode][i * s.batch_size : (i + 1) * s.batch_size]
                 pos = s.train[idx]
                 yield pos, sample_negatives(pos, mode, s.negatives, s.index, g), mode, s.weight[idx]
 
 # %% ../../nbs/21_rotpro.data.ipynb #e19856b8
-def relation_patterns(triples: torch.Tensor, n_entities: int, n_relations: int, sym: float = 0.8, trans: float = 0.5,
-                      min_paths: int = 50, inv: float = 0.8, cat: float = 1.5, names: list[str] | None = None) -> list[dict]:
-    "Per relation: pair count, symmetry ratio, closure ratio and two-path count, inverse partners, mapping category, pattern classes."
+def relation_patterns(
+    triples: torch.Tensor,
+    n_entities: int,
+    n_relations: int,
+    sym: float = 0.8,
+    trans: float = 0.5,
+    min_paths: int = 50,
+    inv: float = 0.8,
+    cat: float = 1.5,
+    names: list[str] | None = None,
+) -> list[dict]:
+    """Per relation: pair count, symmetry ratio, closure ratio and two-path count, inverse partners, mapping category,
+    pattern classes."""
     import scipy.sparse as sp
+
     tri = torch.unique(triples, dim=0).numpy()
     pairs, mats = {}, {}
     for r in range(n_relations):
@@ -386,26 +567,40 @@ def relation_patterns(triples: torch.Tensor, n_entities: int, n_relations: int, 
     for r in range(n_relations):
         P, A = pairs[r], mats[r]
         row = {'relation': names[r] if names else r, 'pairs': len(P)}
-        if not P: out.append({**row, 'classes': []}); continue
+        if not P:
+            out.append({**row, 'classes': []})
+            continue
         row['symmetry'] = sum((t, h) in P for h, t in P) / len(P)
         A2 = A @ A
-        A2.setdiag(0); A2.eliminate_zeros()
-        paths = float(A2.sum()); closed = float(A2.multiply(A).sum())
+        A2.setdiag(0)
+        A2.eliminate_zeros()
+        paths = float(A2.sum())
+        closed = float(A2.multiply(A).sum())
         row['two_paths'], row['closure'] = int(paths), (closed / paths if paths else 0.0)
         rev = {(t, h) for h, t in P}
-        row['inverse_of'] = [names[q] if names else q for q in range(n_relations) if q != r and pairs[q] and len(rev & pairs[q]) / len(P) >= inv]
-        hs = np.array([h for h, _ in P]); ts = np.array([t for _, t in P])
-        tph = len(P) / len(np.unique(hs)); hpt = len(P) / len(np.unique(ts))
+        row['inverse_of'] = [
+            names[q] if names else q
+            for q in range(n_relations)
+            if q != r and pairs[q] and len(rev & pairs[q]) / len(P) >= inv
+        ]
+        hs = np.array([h for h, _ in P])
+        ts = np.array([t for _, t in P])
+        tph = len(P) / len(np.unique(hs))
+        hpt = len(P) / len(np.unique(ts))
         row['category'] = f"{'N' if hpt >= cat else '1'}-{'N' if tph >= cat else '1'}"
-        row['classes'] = ([ 'symmetric'] if row['symmetry'] >= sym else []) + \
-                         (['transitive'] if row['closure'] >= trans and paths >= min_paths else []) + \
-                         (['inverse'] if row['inverse_of'] else [])
+        row['classes'] = (
+            (['symmetric'] if row['symmetry'] >= sym else [])
+            + (['transitive'] if row['closure'] >= trans and paths >= min_paths else [])
+            + (['inverse'] if row['inverse_of'] else [])
+        )
         out.append(row)
     return out
+
 
 def transitive_inferable(train: torch.Tensor, triples: torch.Tensor, n_entities: int) -> torch.Tensor:
     "Boolean mask over `triples`: `(a, r, c)` has a training two-path `a -r-> b -r-> c` (inferable by transitivity)."
     import scipy.sparse as sp
+
     out = torch.zeros(len(triples), dtype=torch.bool)
     tr = train.numpy()
     for r in triples[:, 1].unique().tolist():
@@ -424,9 +619,19 @@ def _kg_from_names(name: str, splits: dict[str, list[tuple[str, str, str]]], rel
     to_t = lambda tri: torch.tensor([(E[h], R[r], E[t]) for h, r, t in tri], dtype=torch.int64).reshape(-1, 3)
     return KG(name, ents, list(relations), to_t(splits['train']), to_t(splits['valid']), to_t(splits['test']))
 
-def synthetic_kg(kind: str = 'clusters', seed: int = 0, n_clusters: int = 30, cluster_size: int = 6, n_trees: int = 8,
-                 branching: int = 3, depth: int = 3, known: float = 0.3) -> KG:
-    "A synthetic graph with a transitive relation, part of whose closure is held out (valid/test): `clusters` or `forest`."
+
+def synthetic_kg(
+    kind: str = 'clusters',
+    seed: int = 0,
+    n_clusters: int = 30,
+    cluster_size: int = 6,
+    n_trees: int = 8,
+    branching: int = 3,
+    depth: int = 3,
+    known: float = 0.3,
+) -> KG:
+    """A synthetic graph with a transitive relation, part of whose closure is held out (valid/test): `clusters` or
+    `forest`."""
     rng = np.random.default_rng(seed)
     train, held = [], []
     if kind == 'clusters':
@@ -438,9 +643,10 @@ def synthetic_kg(kind: str = 'clusters', seed: int = 0, n_clusters: int = 30, cl
             chain |= {(t, h) for h, t in chain}
             for h in ms:
                 for t in ms:
-                    if h == t: continue
-                    ((train if (h, t) in chain or rng.random() < known else held)).append((h, 'sameCluster', t))
-            vals = rng.permutation(2 * cluster_size)[:cluster_size]          # distinct values within a cluster
+                    if h == t:
+                        continue
+                    (train if (h, t) in chain or rng.random() < known else held).append((h, 'sameCluster', t))
+            vals = rng.permutation(2 * cluster_size)[:cluster_size]  # distinct values within a cluster
             for i, m in enumerate(ms):
                 train += [(m, 'hasValue', f'v{vals[i]}'), (f'v{vals[i]}', 'valueOf', m)]
         flat = [m for ms in members for m in ms]
@@ -459,12 +665,16 @@ def synthetic_kg(kind: str = 'clusters', seed: int = 0, n_clusters: int = 30, cl
                 level[d] = []
                 for p in level[d - 1]:
                     for _ in range(branching):
-                        n = f't{tr}_n{len(nodes)}'; nodes.append(n); parent[n] = p; level[d].append(n)
+                        n = f't{tr}_n{len(nodes)}'
+                        nodes.append(n)
+                        parent[n] = p
+                        level[d].append(n)
             for n in nodes[1:]:
                 anc, p = [], parent[n]
                 while True:
                     anc.append(p)
-                    if p not in parent: break
+                    if p not in parent:
+                        break
                     p = parent[p]
                 for j, a in enumerate(anc):
                     (train if j == 0 or rng.random() < known else held).append((n, 'locatedIn', a))
@@ -480,15 +690,20 @@ def synthetic_kg(kind: str = 'clusters', seed: int = 0, n_clusters: int = 30, cl
     kg = _kg_from_names(f'synthetic_{kind}_seed{seed}', {'train': train, 'valid': held[::2], 'test': held[1::2]}, rels)
     return kg
 
+
 def save_kg(kg: KG, path: str | os.PathLike, compress: bool = False) -> Path:
     "Write `kg` in the RotatE layout (dictionaries and the splits it has), plain or gzipped."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     op = (lambda p: gzip.open(str(p) + '.gz', 'wt', compresslevel=9)) if compress else (lambda p: open(p, 'w'))
-    with op(path/'entities.dict') as f: f.writelines(f'{i}\t{n}\n' for i, n in enumerate(kg.entities))
-    with op(path/'relations.dict') as f: f.writelines(f'{i}\t{n}\n' for i, n in enumerate(kg.relations))
+    with op(path / 'entities.dict') as f:
+        f.writelines(f'{i}\t{n}\n' for i, n in enumerate(kg.entities))
+    with op(path / 'relations.dict') as f:
+        f.writelines(f'{i}\t{n}\n' for i, n in enumerate(kg.relations))
     for s in ('train', 'valid', 'test'):
         t = getattr(kg, s)
-        if t is None: continue
-        with op(path/f'{s}.txt') as f:
+        if t is None:
+            continue
+        with op(path / f'{s}.txt') as f:
             f.writelines(f'{kg.entities[h]}\t{kg.relations[r]}\t{kg.entities[t_]}\n' for h, r, t_ in t.tolist())
     return path

@@ -1,4 +1,4 @@
-"""Rot-Pro (projection + rotation) and its baselines TransE, DistMult, ComplEx and RotatE in one model class, with a fast fused path, the official reference semantics, and the relation-pattern theory checked numerically.
+"""Rot-Pro and its baselines as one scorer per model, a fused fast path, and the relation-pattern theory, checked.
 
 Docs: https://reprbook.github.io/reprbook/rotpro.model.html.md"""
 
@@ -10,15 +10,17 @@ import math
 from typing import Callable
 
 # %% auto #0
-__all__ = ['INTERACTIONS', 'BLOCK_ELEMENTS', 'BLOCK_ELEMENTS_ACCELERATOR', 'MODELS', 'split_complex', 'phase_from_raw',
-           'projection_coefficients', 'project', 'rotate', 'modulus', 'transe_interaction', 'distmult_interaction',
-           'complex_interaction', 'rotate_interaction', 'rotpro_interaction', 'gathered_distance',
-           'projected_modulus_distance', 'modulus_distance', 'rotation_matrix', 'projection_matrix', 'as_vectors',
-           'matvec', 'projection_penalty', 'KGEModel', 'projection_diagnostics']
+__all__ = ['BLOCK_ELEMENTS', 'BLOCK_ELEMENTS_ACCELERATOR', 'SCORERS', 'MODELS', 'INTERACTIONS', 'split_complex', 'phase_from_raw',
+           'projection_coefficients', 'project', 'rotate', 'modulus', 'gathered_distance', 'projected_modulus_distance',
+           'modulus_distance', 'rotation_matrix', 'projection_matrix', 'as_vectors', 'matvec', 'projection_penalty',
+           'Scorer', 'TransE', 'DistMult', 'ComplEx', 'RotatE', 'RotateScale', 'RotPro', 'get_scorer',
+           'transe_interaction', 'distmult_interaction', 'complex_interaction', 'rotate_interaction',
+           'rotate_scale_interaction', 'rotpro_interaction', 'KGEModel', 'projection_diagnostics']
 
 # %% ../../nbs/20_rotpro.model.ipynb #b0e8d20e
 import torch
 from torch import nn
+from fastcore.basics import patch
 
 # %% ../../nbs/20_rotpro.model.ipynb #1ea7cec6
 def split_complex(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,15 +32,18 @@ def split_complex(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 # %% ../../nbs/20_rotpro.model.ipynb #2911418a
 def phase_from_raw(x: torch.Tensor, embedding_range: float | torch.Tensor, train_pr: float = 1.0) -> torch.Tensor:
-    r"""RotatE's "phase trick": a raw relation entry $x\in[-\rho,\rho]$ becomes the angle $\theta = x\,\pi/\rho\cdot\mathrm{train\_pr}$.
+    r"""RotatE's "phase trick": a raw relation entry $x\in[-\rho,\rho]$ becomes the angle $\theta =
+    x\,\pi/\rho\cdot\mathrm{train\_pr}$.
 
     $\rho=(\gamma+2)/k$ is the embedding range, so the raw entries live on the same scale as the entities and
-    an Adam step of size lr moves $\theta$ by about lr$\cdot\pi/\rho$, as in the official code, so learning rates transfer."""
+    an Adam step of size lr moves $\theta$ by about lr$\cdot\pi/\rho$, as in the official code, so learning rates
+    transfer."""
     return x / (embedding_range / math.pi) * train_pr  # the official order of operations
 
 # %% ../../nbs/20_rotpro.model.ipynb #2cc7d078
 def projection_coefficients(a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor):
-    r"""Entries of the per-subspace projection $M=R(\phi)^\top\operatorname{diag}(a,b)\,R(\phi)=\begin{pmatrix}m_a&m_b\\m_b&m_d\end{pmatrix}$:
+    r"""Entries of the per-subspace projection
+    $M=R(\phi)^\top\operatorname{diag}(a,b)\,R(\phi)=\begin{pmatrix}m_a&m_b\\m_b&m_d\end{pmatrix}$:
 
     $$m_a=a\cos^2\phi+b\sin^2\phi,\qquad m_b=(b-a)\cos\phi\sin\phi,\qquad m_d=b\cos^2\phi+a\sin^2\phi .$$
 
@@ -49,13 +54,17 @@ def projection_coefficients(a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor)
 
 # %% ../../nbs/20_rotpro.model.ipynb #7d8fdce0
 def project(re: torch.Tensor, im: torch.Tensor, ma: torch.Tensor, mb: torch.Tensor, md: torch.Tensor):
-    r"""Apply $M=\begin{pmatrix}m_a&m_b\\m_b&m_d\end{pmatrix}$ to every subspace: $(m_a\mathrm{Re}+m_b\mathrm{Im},\ m_b\mathrm{Re}+m_d\mathrm{Im})$."""
+    r"""""Apply $M=\begin{pmatrix}m_a&m_b\\m_b&m_d\end{pmatrix}$ to every subspace: $(m_a\mathrm{Re}+m_b\mathrm{Im},\
+    m_b\mathrm{Re}+m_d\mathrm{Im})$."""""
     return ma * re + mb * im, mb * re + md * im
 
+
 def rotate(re: torch.Tensor, im: torch.Tensor, theta: torch.Tensor):
-    r"""Multiply every subspace by $e^{i\theta}$: $(\mathrm{Re}\cos\theta-\mathrm{Im}\sin\theta,\ \mathrm{Re}\sin\theta+\mathrm{Im}\cos\theta)$."""
+    r"""""Multiply every subspace by $e^{i\theta}$: $(\mathrm{Re}\cos\theta-\mathrm{Im}\sin\theta,\
+    \mathrm{Re}\sin\theta+\mathrm{Im}\cos\theta)$."""""
     c, s = torch.cos(theta), torch.sin(theta)
     return re * c - im * s, re * s + im * c
+
 
 def modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     r"""$\sqrt{\mathrm{Re}^2+\mathrm{Im}^2}$ with a **zero** gradient at $0$ (the official `stack(...).norm(dim=0)`).
@@ -63,61 +72,28 @@ def modulus(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     `torch.hypot` or a hand-written `sqrt(x*x+y*y)` give NaN gradients there."""
     return torch.stack([re, im]).norm(dim=0)
 
-# %% ../../nbs/20_rotpro.model.ipynb #15276f6f
-def transe_interaction(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""TransE (Bordes et al., 2013) with the official L1 distance: $-\lVert\mathbf h+\mathbf r-\mathbf t\rVert_1$."""
-    return -(h + r - t).abs().sum(-1)
-
-def distmult_interaction(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""DistMult (Yang et al., 2015): $\langle\mathbf h,\mathbf r,\mathbf t\rangle=\sum_i h_ir_it_i$ (symmetric in $h,t$)."""
-    return (h * r * t).sum(-1)
-
-def complex_interaction(h: torch.Tensor, r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""ComplEx (Trouillon et al., 2016): $\mathrm{Re}\,\langle\mathbf h,\mathbf r,\bar{\mathbf t}\rangle$, all three as `[Re | Im]` rows."""
-    (hr, hi), (rr, ri), (tr, ti) = split_complex(h), split_complex(r), split_complex(t)
-    return ((hr * rr - hi * ri) * tr + (hr * ri + hi * rr) * ti).sum(-1)
-
-def rotate_interaction(h: torch.Tensor, theta: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    r"""RotatE (Sun et al., 2019): $-\sum_{i=1}^k\lvert h_i e^{i\theta_i}-t_i\rvert$, an L1 sum of complex moduli (the official code's distance,
-    not PyKEEN's L2 norm of the whole vector)."""
-    (hr, hi), (tr, ti) = split_complex(h), split_complex(t)
-    qr, qi = rotate(hr, hi, theta)
-    return -modulus(qr - tr, qi - ti).sum(-1)
-
-def rotpro_interaction(h: torch.Tensor, theta: torch.Tensor, a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor,
-                       t: torch.Tensor) -> torch.Tensor:
-    r"""Rot-Pro (Song et al., 2021): project both entities with the same $M_{r,i}=R(\phi_{r,i})^\top\operatorname{diag}(a_{r,i},b_{r,i})R(\phi_{r,i})$,
-    rotate the projected head by $\theta_{r,i}$ and sum the moduli of the differences:
-
-    $$-\sum_{i=1}^k\big\lVert R(\theta_{r,i})\,M_{r,i}\mathbf h_i-M_{r,i}\mathbf t_i\big\rVert_2 .$$
-
-    $a=b=1$ gives RotatE; $a=b=0$ gives $0$ for every pair."""
-    (hr, hi), (tr, ti) = split_complex(h), split_complex(t)
-    m = projection_coefficients(a, b, phi)
-    qr, qi = rotate(*project(hr, hi, *m), theta)
-    pr, pi_ = project(tr, ti, *m)
-    return -modulus(qr - pr, qi - pi_).sum(-1)
-
-INTERACTIONS: dict[str, Callable] = dict(transe=transe_interaction, distmult=distmult_interaction,
-                                         complex=complex_interaction, rotate=rotate_interaction,
-                                         rotpro=rotpro_interaction)
-
 # %% ../../nbs/20_rotpro.model.ipynb #36f0dd5b
-BLOCK_ELEMENTS = 1 << 17          # CPU: elements of one (rows, N, k) temporary, ~0.5 MB in fp32, cache-sized
+BLOCK_ELEMENTS = 1 << 17  # CPU: elements of one (rows, N, k) temporary, ~0.5 MB in fp32, cache-sized
 BLOCK_ELEMENTS_ACCELERATOR = 1 << 26  # GPU: few large blocks, since every block costs kernel launches
+
 
 def _rows_per_block(n_cand: int, k: int, device: torch.device) -> int:
     "Rows of the batch per block: cache-sized temporaries on CPU, few launches on accelerators."
     budget = BLOCK_ELEMENTS if device.type == 'cpu' else BLOCK_ELEMENTS_ACCELERATOR
     return max(1, budget // max(1, n_cand * k))
 
+
 class _GatheredDistance(torch.autograd.Function):
-    r"""$d_{bn}=\sum_i\lVert\mathbf q_{bi}-M_{bi}\,\mathbf E_{\mathrm{idx}[b,n],i}\rVert_2$ with the gather fused in (see above).
-    `qr, qi, ma, mb, md`: $[B,1,k]$ (`ma is None` means $M=I$, RotatE); `table`: $[|\mathcal E|,2k]$; `idx`: $[B,N]$. Returns $[B,N]$."""
+    r"""$d_{bn}=\sum_i\lVert\mathbf q_{bi}-M_{bi}\,\mathbf E_{\mathrm{idx}[b,n],i}\rVert_2$ with the gather fused in
+    (see above).
+    `qr, qi, ma, mb, md`: $[B,1,k]$ (`ma is None` means $M=I$, RotatE); `table`: $[|\mathcal E|,2k]$; `idx`: $[B,N]$.
+    Returns $[B,N]$."""
+
     @staticmethod
     def _block(qr, qi, ma, mb, md, c):
         cr, ci = split_complex(c)
-        if ma is None: return qr - cr, qi - ci, cr, ci
+        if ma is None:
+            return qr - cr, qi - ci, cr, ci
         x = torch.addcmul(qr, ma, cr, value=-1).addcmul_(mb, ci, value=-1)
         y = torch.addcmul(qi, mb, cr, value=-1).addcmul_(md, ci, value=-1)
         return x, y, cr, ci
@@ -128,10 +104,12 @@ class _GatheredDistance(torch.autograd.Function):
         k = table.shape[-1] // 2
         bs = _rows_per_block(N, k, table.device)
         out = torch.empty(B, N, dtype=table.dtype, device=table.device)
-        sl = lambda t, s: None if t is None else t[s:s + bs]
+        sl = lambda t, s: None if t is None else t[s : s + bs]
         for s in range(0, B, bs):
-            x, y, _, _ = _GatheredDistance._block(sl(qr, s), sl(qi, s), sl(ma, s), sl(mb, s), sl(md, s), table[idx[s:s + bs]])
-            torch.sum(torch.hypot(x, y), -1, out=out[s:s + bs])  # hypot is safe here: the backward is written by hand
+            x, y, _, _ = _GatheredDistance._block(
+                sl(qr, s), sl(qi, s), sl(ma, s), sl(mb, s), sl(md, s), table[idx[s : s + bs]]
+            )
+            torch.sum(torch.hypot(x, y), -1, out=out[s : s + bs])  # hypot is safe here: the backward is written by hand
         ctx.save_for_backward(qr, qi, ma, mb, md, table, idx)
         ctx.bs = bs
         return out
@@ -146,7 +124,7 @@ class _GatheredDistance(torch.autograd.Function):
         gm = None if ma is None else [torch.empty_like(ma) for _ in range(3)]
         gtable = torch.zeros_like(table) if need[5] else None
         gc = torch.empty(min(bs, B), N, 2 * k, dtype=table.dtype, device=table.device) if need[5] else None
-        sl = lambda t, s: None if t is None else t[s:s + bs]
+        sl = lambda t, s: None if t is None else t[s : s + bs]
         for s in range(0, B, bs):
             e = min(s + bs, B)
             m_ = (sl(ma, s), sl(mb, s), sl(md, s))
@@ -154,15 +132,17 @@ class _GatheredDistance(torch.autograd.Function):
             w = torch.hypot(x, y).clamp_min_(eps)
             w = torch.div(g[s:e, :, None], w, out=w)
             ux, uy = x.mul_(w), y.mul_(w)
-            torch.sum(ux, 1, keepdim=True, out=gqr[s:e]); torch.sum(uy, 1, keepdim=True, out=gqi[s:e])
+            torch.sum(ux, 1, keepdim=True, out=gqr[s:e])
+            torch.sum(uy, 1, keepdim=True, out=gqi[s:e])
             if gm is not None:
                 torch.sum(ux * cr, 1, keepdim=True, out=gm[0][s:e])
                 torch.sum(torch.addcmul(ux * ci, uy, cr), 1, keepdim=True, out=gm[1][s:e])
                 torch.sum(uy * ci, 1, keepdim=True, out=gm[2][s:e])
             if gtable is not None:
-                blk = gc[:e - s]
+                blk = gc[: e - s]
                 if ma is None:
-                    blk[..., :k].copy_(ux); blk[..., k:].copy_(uy)
+                    blk[..., :k].copy_(ux)
+                    blk[..., k:].copy_(uy)
                 else:
                     torch.mul(ux, m_[0], out=blk[..., :k]).addcmul_(uy, m_[1])
                     torch.mul(ux, m_[1], out=blk[..., k:]).addcmul_(uy, m_[2])
@@ -170,18 +150,23 @@ class _GatheredDistance(torch.autograd.Function):
         gms = (None, None, None) if gm is None else tuple(t.neg_() for t in gm)
         return gqr, gqi, *gms, gtable, None
 
+
 def gathered_distance(qr, qi, ma, mb, md, table, idx) -> torch.Tensor:
-    r"""$\sum_i\lVert\mathbf q_{bi}-M_{bi}\mathbf E_{\mathrm{idx}[b,n],i}\rVert$ for queries $[B,1,k]$ and candidate ids `idx` $[B,N]$; $M=I$ when
-    `ma` is `None` (RotatE). Row-blocked with a fused gather and a hand-written backward (see above); returns $[B,N]$."""
+    r"""$\sum_i\lVert\mathbf q_{bi}-M_{bi}\mathbf E_{\mathrm{idx}[b,n],i}\rVert$ for queries $[B,1,k]$ and candidate ids
+    `idx` $[B,N]$; $M=I$ when
+    `ma` is `None` (RotatE). Row-blocked with a fused gather and a hand-written backward (see above); returns
+    $[B,N]$."""
     if torch.compiler.is_compiling():
         c = table[idx]
-        return (projected_modulus_distance(qr, qi, ma, mb, md, c) if ma is not None else modulus_distance(qr, qi, c))
+        return projected_modulus_distance(qr, qi, ma, mb, md, c) if ma is not None else modulus_distance(qr, qi, c)
     return _GatheredDistance.apply(qr, qi, ma, mb, md, table, idx)
 
 # %% ../../nbs/20_rotpro.model.ipynb #694d227f
 def projected_modulus_distance(qr, qi, ma, mb, md, c) -> torch.Tensor:
-    r"""$\sum_i\lVert\mathbf q_i-M_i\mathbf c_i\rVert_2$ for a query $(q_r,q_i)$ and projection entries $(m_a,m_b,m_d)$ that broadcast against
-    candidate rows `c` $[\dots,N,2k]$ (`[Re | Im]`); returns $[\dots,N]$. In place (cheaper) when no gradient is recorded."""
+    r"""$\sum_i\lVert\mathbf q_i-M_i\mathbf c_i\rVert_2$ for a query $(q_r,q_i)$ and projection entries $(m_a,m_b,m_d)$
+    that broadcast against
+    candidate rows `c` $[\dots,N,2k]$ (`[Re | Im]`); returns $[\dots,N]$. In place (cheaper) when no gradient is
+    recorded."""
     cr, ci = split_complex(c)
     if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
         x = torch.addcmul(qr, ma, cr, value=-1).addcmul_(mb, ci, value=-1)
@@ -190,17 +175,22 @@ def projected_modulus_distance(qr, qi, ma, mb, md, c) -> torch.Tensor:
     pr, pi_ = project(cr, ci, ma, mb, md)
     return modulus(qr - pr, qi - pi_).sum(-1)
 
+
 def modulus_distance(qr, qi, c) -> torch.Tensor:
-    r"""$\sum_i\lvert q_i-c_i\rvert$ for a complex query broadcasting against candidate rows `c` $[\dots,N,2k]$; returns $[\dots,N]$."""
+    r"""""$\sum_i\lvert q_i-c_i\rvert$ for a complex query broadcasting against candidate rows `c` $[\dots,N,2k]$;
+    returns $[\dots,N]$."""""
     cr, ci = split_complex(c)
-    if not torch.is_grad_enabled() and not torch.compiler.is_compiling(): return torch.hypot(qr - cr, qi - ci).sum(-1)
+    if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        return torch.hypot(qr - cr, qi - ci).sum(-1)
     return modulus(qr - cr, qi - ci).sum(-1)
 
 # %% ../../nbs/20_rotpro.model.ipynb #b2a7a84f
 def rotation_matrix(alpha: torch.Tensor) -> torch.Tensor:
-    r"""$R(\alpha)=\begin{pmatrix}\cos\alpha&-\sin\alpha\\\sin\alpha&\cos\alpha\end{pmatrix}$ for every entry of `alpha`; shape `alpha.shape + (2, 2)`."""
+    r"""""$R(\alpha)=\begin{pmatrix}\cos\alpha&-\sin\alpha\\\sin\alpha&\cos\alpha\end{pmatrix}$ for every entry of
+    `alpha`; shape `alpha.shape + (2, 2)`."""""
     c, s = torch.cos(alpha), torch.sin(alpha)
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+
 
 def projection_matrix(a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
     r"""$M=R(\phi)^\top\operatorname{diag}(a,b)\,R(\phi)$ for every entry; shape `a.shape + (2, 2)`."""
@@ -208,63 +198,421 @@ def projection_matrix(a: torch.Tensor, b: torch.Tensor, phi: torch.Tensor) -> to
     D = torch.diag_embed(torch.stack([a, b], -1))
     return R.transpose(-1, -2) @ D @ R
 
+
 def as_vectors(x: torch.Tensor) -> torch.Tensor:
     "A `[Re | Im]` row block as per-subspace 2-vectors: shape `(..., k, 2)`."
     return torch.stack(split_complex(x), -1)
+
 
 def matvec(A: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     "Batched $A\\mathbf v$ for `A` of shape `(..., 2, 2)` and `v` of shape `(..., 2)`."
     return (A @ v.unsqueeze(-1)).squeeze(-1)
 
-# %% ../../nbs/20_rotpro.model.ipynb #f4fe6420
-MODELS = ('transe', 'distmult', 'complex', 'rotate', 'rotpro')
-_ALIASES = {'rot-pro': 'rotpro', 'rot_pro': 'rotpro'}
-_DISTANCE_MODELS = ('transe', 'rotate', 'rotpro')
-_MODES = {'tail': 'tail', 'tail-batch': 'tail', 'head': 'head', 'head-batch': 'head'}
-
-def _model_name(model: str) -> str:
-    name = _ALIASES.get(str(model).lower(), str(model).lower())
-    if name not in MODELS:
-        raise ValueError(f'unknown model {model!r}: choose one of {", ".join(MODELS)} (official names such as "RotPro" also work)')
-    return name
-
-def _mode(mode: str) -> str:
-    if mode not in _MODES:
-        raise ValueError(f"unknown mode {mode!r}: use 'tail' (corrupt tails, score (h, r, ?)) or 'head' (corrupt heads, score (?, r, t))")
-    return _MODES[mode]
-
 # %% ../../nbs/20_rotpro.model.ipynb #651bbb70
 def projection_penalty(p: torch.Tensor, gamma_m: float = 5e-5, beta: float = 1.5) -> torch.Tensor:
     r"""The official penalty on one projection table $p$ (all relations, all subspaces) [CODE]:
 
-    $$A=\lvert p\odot(p-1)\rvert,\qquad W_{ij}=\begin{cases}1&A_{ij}\le\gamma_m\\\beta&A_{ij}>\gamma_m\end{cases},\qquad P=\lVert A\odot W\rVert_F\quad(\text{not squared}).$$
+    $$A=\lvert p\odot(p-1)\rvert,\qquad W_{ij}=\begin{cases}1&A_{ij}\le\gamma_m\\\beta&A_{ij}>\gamma_m\end{cases},\qquad
+    P=\lVert A\odot W\rVert_F\quad(\text{not squared}).$$
 
     $W$ is a constant (no gradient through the mask); $P=0$ exactly when every entry is 0 or 1."""
     A = (p * (p - 1)).abs()
-    W = torch.where(A > gamma_m, torch.full((), float(beta), dtype=A.dtype, device=A.device),
-                    torch.ones((), dtype=A.dtype, device=A.device)).detach()
+    W = torch.where(
+        A > gamma_m,
+        torch.full((), float(beta), dtype=A.dtype, device=A.device),
+        torch.ones((), dtype=A.dtype, device=A.device),
+    ).detach()
     return torch.linalg.vector_norm(A * W)
 
-# %% ../../nbs/20_rotpro.model.ipynb #9ea2b219
-class KGEModel(nn.Module):
-    r"""TransE, DistMult, ComplEx, RotatE and Rot-Pro with the official parameters, initialisation and scores.
+# %% ../../nbs/20_rotpro.model.ipynb #90bec750
+class Scorer:
+    r"""One KGE model's score, in the parts that every execution path shares (PyKEEN's *interaction* idea).
 
-    `m(pos, neg, mode)` scores positives `pos` $[B,3]$ (`[h, r, t]` ids) and, if given, the corrupting entity ids `neg` $[B,K]$
-    (tails for `mode='tail'`, heads for `mode='head'`); returns `(pos_score [B], neg_score [B,K] or None)`, higher = more plausible.
+    A model's plausibility of $(h,r,t)$ is $f=\mathrm{compare}(\mathrm{query}(\mathbf h, r), \mathrm{candidates}(\mathbf
+    t, r))$ for
+    tail prediction, and $\mathrm{compare}(\mathrm{query}'(\mathbf t, r), \mathrm{candidates}(\mathbf h, r))$ for head
+    prediction;
+    `score` is the same $f$ written from the definition (explicit $2\times2$ matrices for the rotation models), so the
+    two can be checked against each other. Distance models (`margin = True`) score $\gamma+f$ with $f=-d$.
+    All tensors broadcast: `rel` is the tuple `relation(model, r)` shaped like the relation ids (plus trailing
+    widths)."""
+
+    name, margin, complex_entities, phase, has_penalty = '', True, True, False, False
+
+    def entity_width(self, dim: int) -> int:
+        return 2 * dim if self.complex_entities else dim
+
+    def relation_width(self, dim: int) -> int:
+        return dim
+
+    def init_relations(self, model, n_relations: int, dim: int, kw: dict):
+        "Register relation tables besides `relation_embedding`."
+
+    def relation(self, model, r=None) -> tuple:
+        return (_rows(model.relation_embedding, r),)
+
+    def query(self, x, rel, tail: bool):
+        raise NotImplementedError
+
+    def candidates(self, c, rel):
+        return c
+
+    def compare(self, q, p):
+        raise NotImplementedError
+
+    def score(self, h, rel, t):
+        raise NotImplementedError
+
+    def gathered(self, q, rel, table, idx):
+        """`compare` of queries $[B,1,w]$ with the candidate rows `table[idx]` ($[B,N]$ ids); the fused kernels
+        override it."""
+        return self.compare(q, self.candidates(table[idx], rel))
+
+    def compare_table(self, q, p, chunk: int | None = None):
+        "Plausibility $[B,n]$ of queries $[B,w]$ against one shared candidate table $[n,w]$ (queries of one relation)."
+        chunk = chunk or max(1024, (1 << 17) // max(1, len(q)))
+        return torch.cat([self.compare(q[:, None], p[None, s : s + chunk]) for s in range(0, len(p), chunk)], 1)
+
+    def penalty_terms(self, model, gamma_m: float, beta: float):
+        return None
+
+    def __repr__(self):
+        return f'{type(self).__name__}()'
+
+
+def _rows(table: torch.Tensor, r):
+    return table if r is None else table[r]
+
+# %% ../../nbs/20_rotpro.model.ipynb #89c3513d
+def _l1_table(q, p, chunk, parts):
+    """Sum over subspaces of the L1 (`parts`=1) or complex-modulus (`parts`=2) distance of queries $[B,w]$ to a table
+    $[n,w]$."""
+    qs = q.chunk(parts, -1)
+    ps = [c.T.contiguous() for c in p.chunk(parts, -1)]  # (k, n): one row per subspace
+    B, n, k = len(q), len(p), ps[0].shape[0]
+    chunk = chunk or max(1024, (1 << 17) // max(1, B))  # (B, chunk) blocks stay in cache
+    out = torch.empty(B, n, dtype=q.dtype, device=q.device)
+    for s in range(0, n, chunk):
+        w = min(chunk, n - s)
+        acc = torch.zeros(B, w, dtype=q.dtype, device=q.device)
+        dx = torch.empty_like(acc)
+        dy = torch.empty_like(acc)
+        for i in range(k):
+            torch.sub(qs[0][:, i : i + 1], ps[0][i, s : s + w], out=dx)
+            if parts == 1:
+                acc.add_(dx.abs_())
+                continue
+            torch.sub(qs[1][:, i : i + 1], ps[1][i, s : s + w], out=dy)
+            acc.add_(dx.mul_(dx).addcmul_(dy, dy).sqrt_())
+        out[:, s : s + w] = acc.neg_()
+    return out
+
+
+class _L1Scorer(Scorer):
+    "Real entity rows compared by $-\\lVert\\mathbf q-\\mathbf p\\rVert_1$ (TransE)."
+
+    complex_entities = False
+
+    def compare(self, q, p):
+        return -(q - p).abs().sum(-1)
+
+    def compare_table(self, q, p, chunk=None):
+        return _l1_table(q, p, chunk, 1)
+
+
+class _ModulusScorer(Scorer):
+    r"""Complex rows compared by $-\sum_i\lvert q_i-p_i\rvert$ (RotatE's distance), with the fused training kernel:
+    `projection(rel)` gives the candidate map $M$ as $(m_a,m_b,m_d)$, or `None` for $M=I$."""
+
+    phase = True
+
+    def projection(self, rel):
+        return None
+
+    def candidates(self, c, rel):
+        m = self.projection(rel)
+        return c if m is None else torch.cat(project(*split_complex(c), *m), -1)
+
+    def compare(self, q, p):
+        return -modulus_distance(*split_complex(q), p)
+
+    def gathered(self, q, rel, table, idx):
+        if not torch.is_grad_enabled() or torch.compiler.is_compiling():
+            m = self.projection(rel)
+            if m is None:
+                return self.compare(q, table[idx])
+            return -projected_modulus_distance(*split_complex(q), *m, table[idx])
+        m = self.projection(rel)
+        m = (None, None, None) if m is None else tuple(v.expand_as(q[..., : q.shape[-1] // 2]) for v in m)
+        return -gathered_distance(*split_complex(q), *m, table, idx)
+
+    def compare_table(self, q, p, chunk=None):
+        return _l1_table(q, p, chunk, 2)
+
+
+class _DotScorer(Scorer):
+    "Rows compared by a dot product $\\langle\\mathbf q,\\mathbf p\\rangle$ (DistMult, ComplEx); no margin."
+
+    margin = False
+
+    def compare(self, q, p):
+        return (q @ p.transpose(-1, -2)).squeeze(-2) if q.dim() >= 3 and q.shape[-2] == 1 else (q * p).sum(-1)
+
+    def compare_table(self, q, p, chunk=None):
+        return q @ p.T
+
+# %% ../../nbs/20_rotpro.model.ipynb #b8f10bc5
+class TransE(_L1Scorer):
+    r"""TransE (Bordes et al., 2013) with the official L1 distance: $f=-\lVert\mathbf h+\mathbf r-\mathbf t\rVert_1$.
+    Query $\mathbf h+\mathbf r$ (tail) or $\mathbf t-\mathbf r$ (head), candidates unchanged."""
+
+    name = 'transe'
+
+    def query(self, x, rel, tail):
+        return x + rel[0] if tail else x - rel[0]
+
+    def score(self, h, rel, t):
+        return -(h + rel[0] - t).abs().sum(-1)
+
+
+class DistMult(_DotScorer):
+    r"""DistMult (Yang et al., 2015): $f=\sum_i h_ir_it_i$, symmetric in $h,t$. Query $\mathbf x\odot\mathbf r$ in both
+    directions."""
+
+    name, complex_entities = 'distmult', False
+
+    def query(self, x, rel, tail):
+        return x * rel[0]
+
+    def score(self, h, rel, t):
+        return (h * rel[0] * t).sum(-1)
+
+
+class ComplEx(_DotScorer):
+    r"""ComplEx (Trouillon et al., 2016): $f=\mathrm{Re}\langle\mathbf h,\mathbf r,\bar{\mathbf t}\rangle$, all three
+    `[Re | Im]` rows.
+    Query $\mathbf h\circ\mathbf r$ (tail) or $\bar{\mathbf r}\circ\mathbf t$ (head); the dot product of `[Re | Im]`
+    rows is $\mathrm{Re}\langle\mathbf q,\bar{\mathbf p}\rangle$."""
+
+    name = 'complex'
+
+    def relation_width(self, dim):
+        return 2 * dim
+
+    def query(self, x, rel, tail):
+        (xr, xi), (rr, ri) = split_complex(x), split_complex(rel[0])
+        return torch.cat([xr * rr - xi * ri, xr * ri + xi * rr] if tail else [rr * xr + ri * xi, rr * xi - ri * xr], -1)
+
+    def score(self, h, rel, t):
+        (hr, hi), (rr, ri), (tr, ti) = split_complex(h), split_complex(rel[0]), split_complex(t)
+        return ((hr * rr - hi * ri) * tr + (hr * ri + hi * rr) * ti).sum(-1)
+
+# %% ../../nbs/20_rotpro.model.ipynb #f6b3a091
+def _rotation_distance(h, theta, t, M=None):
+    r"""$\sum_i\lVert R(\theta_i)M_i\mathbf h_i-M_i\mathbf t_i\rVert_2$ from explicit $2\times2$ matrices ($M=I$ when
+    `None`)."""
+    hv, tv = as_vectors(h), as_vectors(t)
+    if M is not None:
+        hv, tv = matvec(M, hv), matvec(M, tv)
+    return torch.linalg.vector_norm(matvec(rotation_matrix(theta), hv) - tv, dim=-1).sum(-1)
+
+
+class RotatE(_ModulusScorer):
+    r"""RotatE (Sun et al., 2019): $f=-\sum_i\lvert h_ie^{i\theta_i}-t_i\rvert$, an L1 sum of complex moduli (the
+    official code's
+    distance, not PyKEEN's L2 norm of the whole vector). `rel` = $(\theta,)$; query $e^{\pm i\theta}\mathbf x$."""
+
+    name = 'rotate'
+
+    def relation(self, model, r=None):
+        return (phase_from_raw(_rows(model.relation_embedding, r), model.embedding_range),)
+
+    def query(self, x, rel, tail):
+        return torch.cat(rotate(*split_complex(x), rel[0] if tail else -rel[0]), -1)
+
+    def score(self, h, rel, t):
+        return -_rotation_distance(h, rel[0], t)
+
+
+class RotateScale(RotatE):
+    r"""RotatE with one learned distance scale per relation, $M_r=c_r I$: $f=-\sum_i\lVert R(\theta_i)c_r\mathbf
+    h_i-c_r\mathbf t_i\rVert
+    =-\lvert c_r\rvert\,d_{\text{RotatE}}$. Ours, a control for Rot-Pro: with $a=b$ in every subspace Rot-Pro's $M$ is
+    $aI$,
+    so its distance is a per-subspace multiple of RotatE's. `relation_scale` starts at 1 (RotatE); `rel` = $(\theta,
+    c)$."""
+
+    name = 'rotate_scale'
+
+    def init_relations(self, model, n_relations, dim, kw):
+        model.relation_scale = nn.Parameter(torch.ones(n_relations, 1, **kw))
+
+    def relation(self, model, r=None):
+        return (*super().relation(model, r), _rows(model.relation_scale, r))
+
+    def projection(self, rel):
+        return rel[1], torch.zeros_like(rel[1]), rel[1]
+
+    def query(self, x, rel, tail):
+        return rel[1] * super().query(x, rel, tail)
+
+    def candidates(self, c, rel):
+        return rel[1] * c
+
+    def score(self, h, rel, t):
+        c = rel[1][..., None, None] * torch.eye(2, dtype=h.dtype, device=h.device)
+        return -_rotation_distance(h, rel[0], t, c)
+
+# %% ../../nbs/20_rotpro.model.ipynb #30d2a725
+class RotPro(_ModulusScorer):
+    r"""Rot-Pro (Song et al., 2021): project both entities with the same
+    $M_{r,i}=R(\phi_{r,i})^\top\operatorname{diag}(a_{r,i},b_{r,i})R(\phi_{r,i})$,
+    rotate the projected head by $\theta_{r,i}$ and sum the moduli of the differences:
+    $$f=-\sum_{i=1}^k\big\lVert R(\theta_{r,i})\,M_{r,i}\mathbf h_i-M_{r,i}\mathbf t_i\big\rVert_2 .$$
+    `rel` = $(\theta, a, b, \phi)$; query $R(\pm\theta)M\mathbf x$, candidates $M\mathbf c$. $a=b=1$ gives RotatE;
+    $a=b=0$ gives $0$ for every pair.
+    Parameters and initialisation as the official `model.py`: $a=b=\tfrac12$, $\phi=0$, the phase scaled by
+    `train_pr`."""
+
+    name, has_penalty = 'rotpro', True
+
+    def init_relations(self, model, n_relations, dim, kw):
+        model.projection_embedding_a = nn.Parameter(torch.full((n_relations, dim), 0.5, **kw))
+        model.projection_embedding_b = nn.Parameter(torch.full((n_relations, dim), 0.5, **kw))
+        model.projection_phase = nn.Parameter(torch.zeros(n_relations, dim, **kw))
+
+    def relation(self, model, r=None):
+        theta = phase_from_raw(_rows(model.relation_embedding, r), model.embedding_range, model.train_pr)
+        return theta, *(
+            _rows(p, r) for p in (model.projection_embedding_a, model.projection_embedding_b, model.projection_phase)
+        )
+
+    def projection(self, rel):
+        return projection_coefficients(*rel[1:])
+
+    def query(self, x, rel, tail):
+        return torch.cat(rotate(*project(*split_complex(x), *self.projection(rel)), rel[0] if tail else -rel[0]), -1)
+
+    def score(self, h, rel, t):
+        return -_rotation_distance(h, rel[0], t, projection_matrix(*rel[1:]))
+
+    def penalty_terms(self, model, gamma_m, beta):
+        return tuple(
+            projection_penalty(p, gamma_m, beta) for p in (model.projection_embedding_a, model.projection_embedding_b)
+        )
+
+# %% ../../nbs/20_rotpro.model.ipynb #0c252e9f
+SCORERS: dict[str, Scorer] = {s.name: s for s in (TransE(), DistMult(), ComplEx(), RotatE(), RotateScale(), RotPro())}
+MODELS = tuple(SCORERS)
+_ALIASES = {'rot-pro': 'rotpro', 'rot_pro': 'rotpro', 'rotatescale': 'rotate_scale', 'rotate-scale': 'rotate_scale'}
+
+
+def get_scorer(model: str) -> Scorer:
+    "The scorer registered under `model` (official names such as 'RotPro' or 'RotatE' also work)."
+    name = _ALIASES.get(str(model).lower(), str(model).lower())
+    if name not in SCORERS:
+        raise ValueError(
+            f'unknown model {model!r}: choose one of {", ".join(MODELS)} (official names such as "RotPro" also work)'
+        )
+    return SCORERS[name]
+
+
+def transe_interaction(h, r, t):
+    "TransE's `score`, PyKEEN style."
+    return SCORERS['transe'].score(h, (r,), t)
+
+
+def distmult_interaction(h, r, t):
+    "DistMult's `score`, PyKEEN style."
+    return SCORERS['distmult'].score(h, (r,), t)
+
+
+def complex_interaction(h, r, t):
+    "ComplEx's `score`, PyKEEN style."
+    return SCORERS['complex'].score(h, (r,), t)
+
+
+def rotate_interaction(h, theta, t):
+    "RotatE's `score`, angles in radians."
+    return SCORERS['rotate'].score(h, (theta,), t)
+
+
+def rotate_scale_interaction(h, theta, c, t):
+    "RotatE-scale's `score`."
+    return SCORERS['rotate_scale'].score(h, (theta, c), t)
+
+
+def rotpro_interaction(h, theta, a, b, phi, t):
+    "Rot-Pro's `score` (angles in radians), as the interaction function of the PyKEEN adapter."
+    return SCORERS['rotpro'].score(h, (theta, a, b, phi), t)
+
+
+INTERACTIONS: dict[str, Callable] = dict(
+    transe=transe_interaction,
+    distmult=distmult_interaction,
+    complex=complex_interaction,
+    rotate=rotate_interaction,
+    rotate_scale=rotate_scale_interaction,
+    rotpro=rotpro_interaction,
+)
+
+# %% ../../nbs/20_rotpro.model.ipynb #0dfa33cf
+_MODES = {'tail': 'tail', 'tail-batch': 'tail', 'head': 'head', 'head-batch': 'head'}
+
+
+def _mode(mode: str) -> str:
+    if mode not in _MODES:
+        raise ValueError(
+            f"unknown mode {mode!r}: use 'tail' (corrupt tails, score (h, r, ?)) or 'head' (corrupt heads, "
+            f"score (?, r, t))"
+        )
+    return _MODES[mode]
+
+
+class KGEModel(nn.Module):
+    r"""Every model of `SCORERS` with the official parameters, initialisation and scores; the scorer supplies the
+    formula.
+
+    `m(pos, neg, mode)` scores positives `pos` $[B,3]$ (`[h, r, t]` ids) and, if given, the corrupting entity ids `neg`
+    $[B,K]$
+    (tails for `mode='tail'`, heads for `mode='head'`); returns `(pos_score [B], neg_score [B,K] or None)`, higher =
+    more plausible.
 
     `dim` is the official `-d` ($k$ complex dimensions for ComplEx, RotatE and Rot-Pro); `gamma` the margin $\gamma$;
     `init_pr` scales the initial relation range and `train_pr` Rot-Pro's phase (official flags of the same names);
-    `penalty_alpha`, `gamma_m`, `beta` are the defaults of `penalty()` (official code defaults); `fast=False` selects the
-    reference path; `compile=True` compiles the fast path with `torch.compile`."""
-    def __init__(self, model: str = 'rotpro', n_entities: int = 1, n_relations: int = 1, dim: int = 200, gamma: float = 12.0, *,
-                 init_pr: float = 1.0, train_pr: float = 1.0, penalty_alpha: float = 0.25, gamma_m: float = 5e-5,
-                 beta: float = 1.5, epsilon: float = 2.0, fast: bool = True, compile: bool = False,
-                 dtype: torch.dtype = torch.float32, device=None, generator: torch.Generator | None = None):
+    `penalty_alpha`, `gamma_m`, `beta` are the defaults of `penalty()` (official code defaults); `fast=False` scores
+    with the
+    scorer's plain `score` formula instead of the fused path; `compile=True` compiles the fast path with
+    `torch.compile`."""
+
+    def __init__(
+        self,
+        model: str = 'rotpro',
+        n_entities: int = 1,
+        n_relations: int = 1,
+        dim: int = 200,
+        gamma: float = 12.0,
+        *,
+        init_pr: float = 1.0,
+        train_pr: float = 1.0,
+        penalty_alpha: float = 0.25,
+        gamma_m: float = 5e-5,
+        beta: float = 1.5,
+        epsilon: float = 2.0,
+        fast: bool = True,
+        compile: bool = False,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
-        self.model_name = _model_name(model)
+        self.scorer = get_scorer(model)
+        self.model_name = self.scorer.name
         for name, v in dict(n_entities=n_entities, n_relations=n_relations, dim=dim).items():
-            if not isinstance(v, int) or v < 1: raise ValueError(f'{name} must be a positive integer, got {v!r}')
-        if not math.isfinite(gamma): raise ValueError(f'gamma must be finite, got {gamma!r}')
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f'{name} must be a positive integer, got {v!r}')
+        if not math.isfinite(gamma):
+            raise ValueError(f'gamma must be finite, got {gamma!r}')
         self.n_entities, self.n_relations, self.dim = n_entities, n_relations, dim
         self.init_pr, self.train_pr, self.epsilon = float(init_pr), float(train_pr), float(epsilon)
         self.penalty_alpha, self.gamma_m, self.beta = float(penalty_alpha), float(gamma_m), float(beta)
@@ -274,25 +622,32 @@ class KGEModel(nn.Module):
         self.register_buffer('gamma', torch.tensor([float(gamma)], **kw))
         self.register_buffer('embedding_range', torch.tensor([(float(gamma) + self.epsilon) / dim], **kw))
         rho = self.embedding_range.item()
-        complex_entities = self.model_name in ('complex', 'rotate', 'rotpro')
-        self.entity_width = 2 * dim if complex_entities else dim
-        self.relation_width = 2 * dim if self.model_name == 'complex' else dim
+        self.entity_width, self.relation_width = self.scorer.entity_width(dim), self.scorer.relation_width(dim)
         self.entity_embedding = nn.Parameter(torch.empty(n_entities, self.entity_width, **kw))
         self.relation_embedding = nn.Parameter(torch.empty(n_relations, self.relation_width, **kw))
         with torch.no_grad():
             self.entity_embedding.uniform_(-rho, rho, generator=generator)
             self.relation_embedding.uniform_(-rho * self.init_pr, rho * self.init_pr, generator=generator)
-        if self.model_name == 'rotpro':
-            self.projection_embedding_a = nn.Parameter(torch.full((n_relations, dim), 0.5, **kw))
-            self.projection_embedding_b = nn.Parameter(torch.full((n_relations, dim), 0.5, **kw))
-            self.projection_phase = nn.Parameter(torch.zeros(n_relations, dim, **kw))
+        self.scorer.init_relations(self, n_relations, dim, kw)
 
     @property
     def config(self) -> dict:
         "Everything needed to rebuild the model (`KGEModel(**m.config)`); store it with checkpoints."
-        return dict(model=self.model_name, n_entities=self.n_entities, n_relations=self.n_relations, dim=self.dim,
-                    gamma=self.gamma.item(), init_pr=self.init_pr, train_pr=self.train_pr, penalty_alpha=self.penalty_alpha,
-                    gamma_m=self.gamma_m, beta=self.beta, epsilon=self.epsilon, fast=self.fast, compile=self.compile)
+        return dict(
+            model=self.model_name,
+            n_entities=self.n_entities,
+            n_relations=self.n_relations,
+            dim=self.dim,
+            gamma=self.gamma.item(),
+            init_pr=self.init_pr,
+            train_pr=self.train_pr,
+            penalty_alpha=self.penalty_alpha,
+            gamma_m=self.gamma_m,
+            beta=self.beta,
+            epsilon=self.epsilon,
+            fast=self.fast,
+            compile=self.compile,
+        )
 
     @property
     def n_parameters(self) -> int:
@@ -300,202 +655,231 @@ class KGEModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def extra_repr(self) -> str:
-        return (f'{self.model_name}, entities={self.n_entities}, relations={self.n_relations}, dim={self.dim}, '
-                f'gamma={self.gamma.item():g}, fast={self.fast}, compile={self.compile}')
+        return (
+            f'{self.model_name}, entities={self.n_entities}, relations={self.n_relations}, dim={self.dim}, '
+            f'gamma={self.gamma.item():g}, fast={self.fast}, compile={self.compile}'
+        )
 
     def __getstate__(self):  # a compiled function does not pickle or deepcopy; it is rebuilt on demand
-        state = self.__dict__.copy(); state['_compiled'] = state['_compiled_compare'] = None
+        state = self.__dict__.copy()
+        state['_compiled'] = state['_compiled_compare'] = None
         return state
 
-    # ---- relation terms -------------------------------------------------------------------------
-    def relation_phase(self, r: torch.Tensor | None = None) -> torch.Tensor:
-        r"Rotation angles $\theta$ in radians for relations `r` (all if `None`): RotatE and Rot-Pro only."
-        if self.model_name not in ('rotate', 'rotpro'): raise AttributeError(f'{self.model_name} has no rotation phase')
-        x = self.relation_embedding if r is None else self.relation_embedding[r]
-        return phase_from_raw(x, self.embedding_range, self.train_pr if self.model_name == 'rotpro' else 1.0)
+# %% ../../nbs/20_rotpro.model.ipynb #92c20d75
+@patch
+def relation_terms(self: KGEModel, r: torch.Tensor | None = None) -> tuple:
+    "The scorer's per-relation terms `rel` for relation ids `r` (all relations if `None`)."
+    return self.scorer.relation(self, r)
 
-    def relation_projection(self, r: torch.Tensor | None = None):
-        r"$(a, b, \phi)$ of relations `r` (all if `None`); Rot-Pro only."
-        if self.model_name != 'rotpro': raise AttributeError(f'{self.model_name} has no projection')
-        sel = (lambda p: p) if r is None else (lambda p: p[r])
-        return sel(self.projection_embedding_a), sel(self.projection_embedding_b), sel(self.projection_phase)
 
-    # ---- input checks ----------------------------------------------------------------------------
-    def _check_ids(self, x: torch.Tensor, name: str, n: int, what: str):
-        if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f'{name} must be an integer (Long) tensor of {what} ids, got {type(x).__name__}'
-                            f'{"" if not isinstance(x, torch.Tensor) else " of dtype " + str(x.dtype)}')
-        if x.device.type == 'cpu' and x.numel() and (int(x.min()) < 0 or int(x.max()) >= n):
-            raise IndexError(f'{name} holds {what} ids outside [0, {n}): min {int(x.min())}, max {int(x.max())}')
+@patch
+def relation_phase(self: KGEModel, r: torch.Tensor | None = None) -> torch.Tensor:
+    r"Rotation angles $\theta$ in radians for relations `r` (all if `None`): the rotation models only."
+    if not self.scorer.phase:
+        raise AttributeError(f'{self.model_name} has no rotation phase')
+    return self.relation_terms(r)[0]
 
-    def _check_batch(self, pos, neg):
-        if not isinstance(pos, torch.Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
-            raise ValueError(f'pos must be a LongTensor of shape (B, 3) holding [head, relation, tail] ids, '
-                             f'got {tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__}')
-        self._check_ids(pos[:, [0, 2]], 'pos', self.n_entities, 'entity')
-        self._check_ids(pos[:, 1], 'pos[:, 1]', self.n_relations, 'relation')
-        if neg is not None:
-            if not isinstance(neg, torch.Tensor) or neg.dim() != 2 or neg.shape[0] != pos.shape[0]:
-                raise ValueError(f'neg must be a LongTensor of shape (B, K) with B = {pos.shape[0]} (one row of corrupting '
-                                 f'entity ids per positive), got {tuple(neg.shape) if isinstance(neg, torch.Tensor) else type(neg).__name__}')
-            self._check_ids(neg, 'neg', self.n_entities, 'entity')
 
-    # ---- fast path -------------------------------------------------------------------------------
-    def _query(self, anchor: torch.Tensor, r: torch.Tensor, mode: str) -> tuple:
-        "Everything that depends on the fixed entity and the relation, shaped (B, 1, ...) to broadcast over candidates."
-        x = self.entity_embedding[anchor]
-        name, tail = self.model_name, mode == 'tail'
-        if name == 'rotpro':
-            theta = self.relation_phase(r)
-            m = projection_coefficients(*self.relation_projection(r))
-            qr, qi = rotate(*project(*split_complex(x), *m), theta if tail else -theta)
-            return tuple(v.unsqueeze(1) for v in (qr, qi, *m))
-        if name == 'rotate':
-            theta = self.relation_phase(r)
-            return tuple(v.unsqueeze(1) for v in rotate(*split_complex(x), theta if tail else -theta))
-        rel = self.relation_embedding[r]
-        if name == 'transe': q = x + rel if tail else x - rel
-        elif name == 'distmult': q = x * rel
-        else:  # complex: tail query h∘r, head query conj(r)∘t
-            (xr, xi), (rr, ri) = split_complex(x), split_complex(rel)
-            q = torch.cat([xr * rr - xi * ri, xr * ri + xi * rr] if tail else [rr * xr + ri * xi, rr * xi - ri * xr], -1)
-        return (q.unsqueeze(1),)
+@patch
+def relation_projection(self: KGEModel, r: torch.Tensor | None = None):
+    r"$(a, b, \phi)$ of relations `r` (all if `None`); Rot-Pro only."
+    if self.model_name != 'rotpro':
+        raise AttributeError(f'{self.model_name} has no projection')
+    return self.relation_terms(r)[1:]
 
-    def _compare(self, query: tuple, cand: torch.Tensor) -> torch.Tensor:
-        "Plausibility of every candidate row `cand` (B or 1, N, width) for the queries: (B, N)."
-        name = self.model_name
-        if name == 'rotpro': return self.gamma - projected_modulus_distance(*query, cand)
-        if name == 'rotate': return self.gamma - modulus_distance(*query, cand)
-        q = query[0]
-        if name == 'transe': return self.gamma - (q - cand).abs().sum(-1)
-        return (q @ cand.transpose(-1, -2)).squeeze(-2)  # distmult, complex: a batched dot product
 
-    def _fast_forward(self, pos: torch.Tensor, neg: torch.Tensor | None, mode: str):
-        tail = mode == 'tail'
-        anchor, answer = (pos[:, 0], pos[:, 2]) if tail else (pos[:, 2], pos[:, 0])
-        query = self._query(anchor, pos[:, 1], mode)
-        cand_ids = answer.unsqueeze(1) if neg is None else torch.cat([answer.unsqueeze(1), neg], 1)
-        if self.model_name in ('rotpro', 'rotate') and torch.is_grad_enabled():
-            q = query if self.model_name == 'rotpro' else (*query, None, None, None)
-            scores = self.gamma - gathered_distance(*q, self.entity_embedding, cand_ids)
-        else:
-            scores = self._compare(query, self.entity_embedding[cand_ids])
-        return scores[:, 0], (None if neg is None else scores[:, 1:])
+@patch
+def with_margin(self: KGEModel, f: torch.Tensor) -> torch.Tensor:
+    r"The score from the scorer's plausibility $f$: $\gamma+f$ for distance models, $f$ otherwise."
+    return self.gamma + f if self.scorer.margin else f
 
-    def forward(self, pos: torch.Tensor, neg: torch.Tensor | None = None, mode: str = 'tail'):
-        mode = _mode(mode)
-        self._check_batch(pos, neg)
-        if not self.fast: return self._reference_forward(pos, neg, mode)
-        if self.compile:
-            if self._compiled is None: self._compiled = torch.compile(self._fast_forward)
-            return self._compiled(pos, neg, mode)
-        return self._fast_forward(pos, neg, mode)
 
-    # ---- reference path: the official semantics ---------------------------------------------------
-    def reference_score(self, sample, mode: str = 'single') -> torch.Tensor:
-        r"""The official `KGEModel.forward` semantics [CODE]: `mode='single'` scores `sample` $[B,3]$ and returns $[B,1]$;
-        `'tail-batch'` / `'head-batch'` take `sample=(pos [B,3], neg [B,K])` and return $[B,K]$. Rot-Pro is written with
-        explicit $2\times2$ matrices; head-batch computes $R(-\theta)M\mathbf t-M\mathbf h'$ as the official code does."""
-        E, X = self.entity_embedding, self.relation_embedding
-        if mode == 'single':
-            pos = sample
-            h, t = E[pos[:, 0]].unsqueeze(1), E[pos[:, 2]].unsqueeze(1)
-        elif mode == 'tail-batch':
-            pos, neg = sample
-            h, t = E[pos[:, 0]].unsqueeze(1), E[neg]
-        elif mode == 'head-batch':
-            pos, neg = sample
-            h, t = E[neg], E[pos[:, 2]].unsqueeze(1)
-        else:
-            raise ValueError(f"unknown official mode {mode!r}: use 'single', 'tail-batch' or 'head-batch'")
-        r_ids, head_batch, name = pos[:, 1], mode == 'head-batch', self.model_name
-        rel = X[r_ids].unsqueeze(1)
-        g = self.gamma.item()
-        if name == 'transe':
-            return g - (h + (rel - t) if head_batch else (h + rel) - t).abs().sum(-1)
-        if name == 'distmult':
-            return (h * (rel * t) if head_batch else (h * rel) * t).sum(-1)
-        if name == 'complex':
-            (hr, hi), (rr, ri), (tr, ti) = split_complex(h), split_complex(rel), split_complex(t)
-            if head_batch: return (hr * (rr * tr + ri * ti) + hi * (rr * ti - ri * tr)).sum(-1)
-            return ((hr * rr - hi * ri) * tr + (hr * ri + hi * rr) * ti).sum(-1)
-        hv, tv = as_vectors(h), as_vectors(t)
-        theta = self.relation_phase(r_ids).unsqueeze(1)
-        if name == 'rotate':
-            diff = matvec(rotation_matrix(-theta), tv) - hv if head_batch else matvec(rotation_matrix(theta), hv) - tv
-        else:
-            a, b, phi = (p.unsqueeze(1) for p in self.relation_projection(r_ids))
-            M = projection_matrix(a, b, phi)
-            Mh, Mt = matvec(M, hv), matvec(M, tv)
-            diff = matvec(rotation_matrix(-theta), Mt) - Mh if head_batch else matvec(rotation_matrix(theta), Mh) - Mt
-        return g - torch.linalg.vector_norm(diff, dim=-1).sum(-1)
+@patch
+def _check_ids(self: KGEModel, x: torch.Tensor, name: str, n: int, what: str):
+    if not isinstance(x, torch.Tensor) or x.dtype not in (torch.int64, torch.int32):
+        raise TypeError(
+            f'{name} must be an integer (Long) tensor of {what} ids, got {type(x).__name__}'
+            f'{"" if not isinstance(x, torch.Tensor) else " of dtype " + str(x.dtype)}'
+        )
+    if x.device.type == 'cpu' and x.numel() and (int(x.min()) < 0 or int(x.max()) >= n):
+        raise IndexError(f'{name} holds {what} ids outside [0, {n}): min {int(x.min())}, max {int(x.max())}')
 
-    def _reference_forward(self, pos, neg, mode):
-        pos_score = self.reference_score(pos, 'single').squeeze(1)
-        return pos_score, (None if neg is None else self.reference_score((pos, neg), f'{mode}-batch'))
 
-    # ---- scoring against every entity (filtered evaluation) ---------------------------------------
-    @torch.no_grad()
-    def score_all(self, anchor: torch.Tensor, r: torch.Tensor, mode: str = 'tail', chunk_size: int | None = None) -> torch.Tensor:
-        r"""Scores $[B,|\mathcal E|]$ of every entity as the tail of $(h, r, ?)$ (`mode='tail'`, `anchor` = heads) or as the head of
-        $(?, r, t)$ (`mode='head'`, `anchor` = tails). The per-relation terms are computed once per query; the entity table
-        is scored in chunks of `chunk_size` rows (default: cache-sized for the eager kernels, large for matmuls and compiled kernels). No gradient."""
-        mode = _mode(mode)
-        anchor, r = torch.as_tensor(anchor).reshape(-1), torch.as_tensor(r).reshape(-1)
-        if anchor.shape != r.shape: raise ValueError(f'anchor and r must have the same length, got {anchor.shape[0]} and {r.shape[0]}')
-        self._check_ids(anchor, 'anchor', self.n_entities, 'entity'); self._check_ids(r, 'r', self.n_relations, 'relation')
-        B, n = anchor.shape[0], self.n_entities
-        if chunk_size: chunk = chunk_size
-        elif self.model_name in ('distmult', 'complex'): chunk = max(1, (1 << 24) // max(1, B * self.entity_width))  # one matmul
-        elif self.compile: chunk = max(64, (1 << 24) // max(1, B * self.dim))   # one fused kernel per chunk
-        elif self.entity_embedding.device.type == 'cpu': chunk = max(8, (1 << 19) // max(1, B * self.dim))  # cache-sized temporaries
-        else: chunk = max(64, (1 << 26) // max(1, B * self.dim))  # accelerators: few large launches
-        out = torch.empty(B, n, dtype=self.entity_embedding.dtype, device=self.entity_embedding.device)
-        if not self.fast:
-            pos = torch.stack([anchor, r, anchor], 1)
-            for s in range(0, n, chunk):
-                ids = torch.arange(s, min(s + chunk, n), device=anchor.device).expand(B, -1)
-                out[:, s:s + chunk] = self.reference_score((pos, ids), f'{mode}-batch')
-            return out
-        query = self._query(anchor, r, mode)
-        compare = self._compare
-        if self.compile:
-            if self._compiled_compare is None: self._compiled_compare = torch.compile(self._compare, dynamic=True)
-            compare = self._compiled_compare
+@patch
+def _check_batch(self: KGEModel, pos, neg):
+    if not isinstance(pos, torch.Tensor) or pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(
+            f'pos must be a LongTensor of shape (B, 3) holding [head, relation, tail] ids, '
+            f'got {tuple(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__}'
+        )
+    self._check_ids(pos[:, [0, 2]], 'pos', self.n_entities, 'entity')
+    self._check_ids(pos[:, 1], 'pos[:, 1]', self.n_relations, 'relation')
+    if neg is not None:
+        if not isinstance(neg, torch.Tensor) or neg.dim() != 2 or neg.shape[0] != pos.shape[0]:
+            raise ValueError(
+                f'neg must be a LongTensor of shape (B, K) with B = {pos.shape[0]} (one row of corrupting '
+                f'entity ids per positive), got '
+                f'{tuple(neg.shape) if isinstance(neg, torch.Tensor) else type(neg).__name__}'
+            )
+        self._check_ids(neg, 'neg', self.n_entities, 'entity')
+
+# %% ../../nbs/20_rotpro.model.ipynb #bd405321
+@patch
+def _fast_forward(self: KGEModel, pos: torch.Tensor, neg: torch.Tensor | None, mode: str):
+    "Queries once per row, then the scorer's `gathered` compare (the fused kernel) over the answer and the negatives."
+    tail = mode == 'tail'
+    anchor, answer = (pos[:, 0], pos[:, 2]) if tail else (pos[:, 2], pos[:, 0])
+    rel = tuple(v.unsqueeze(1) for v in self.relation_terms(pos[:, 1]))  # [B, 1, ...]
+    q = self.scorer.query(self.entity_embedding[anchor].unsqueeze(1), rel, tail)  # [B, 1, width]
+    cand = answer.unsqueeze(1) if neg is None else torch.cat([answer.unsqueeze(1), neg], 1)
+    scores = self.with_margin(self.scorer.gathered(q, rel, self.entity_embedding, cand))  # [B, 1 + K]
+    return scores[:, 0], (None if neg is None else scores[:, 1:])
+
+
+@patch
+def _plain_forward(self: KGEModel, pos: torch.Tensor, neg: torch.Tensor | None, mode: str):
+    "The scorer's `score` formula on gathered rows, the way the definition reads."
+    E, rel = self.entity_embedding, tuple(v.unsqueeze(1) for v in self.relation_terms(pos[:, 1]))
+    h, t = E[pos[:, 0]].unsqueeze(1), E[pos[:, 2]].unsqueeze(1)
+    p = self.with_margin(self.scorer.score(h, rel, t))[:, 0]
+    if neg is None:
+        return p, None
+    return p, self.with_margin(
+        self.scorer.score(h, rel, E[neg]) if mode == 'tail' else self.scorer.score(E[neg], rel, t)
+    )
+
+
+@patch
+def forward(self: KGEModel, pos: torch.Tensor, neg: torch.Tensor | None = None, mode: str = 'tail'):
+    mode = _mode(mode)
+    self._check_batch(pos, neg)
+    if not self.fast:
+        return self._plain_forward(pos, neg, mode)
+    if self.compile:
+        if self._compiled is None:
+            self._compiled = torch.compile(self._fast_forward)
+        return self._compiled(pos, neg, mode)
+    return self._fast_forward(pos, neg, mode)
+
+# %% ../../nbs/20_rotpro.model.ipynb #d4002e8c
+@patch
+def _compare_chunk(self: KGEModel, q, rel, cand):
+    return self.with_margin(self.scorer.compare(q, self.scorer.candidates(cand, rel)))
+
+
+@patch
+@torch.no_grad()
+def score_all(
+    self: KGEModel, anchor: torch.Tensor, r: torch.Tensor, mode: str = 'tail', chunk_size: int | None = None
+) -> torch.Tensor:
+    r"""Scores $[B,|\mathcal E|]$ of every entity as the tail of $(h, r, ?)$ (`mode='tail'`, `anchor` = heads) or as the
+    head of
+    $(?, r, t)$ (`mode='head'`, `anchor` = tails). The queries are computed once; the entity table is scored in chunks
+    of
+    `chunk_size` rows (default: cache-sized for the eager kernels, large for matmuls and compiled kernels). No
+    gradient."""
+    mode = _mode(mode)
+    anchor, r = torch.as_tensor(anchor).reshape(-1), torch.as_tensor(r).reshape(-1)
+    if anchor.shape != r.shape:
+        raise ValueError(f'anchor and r must have the same length, got {anchor.shape[0]} and {r.shape[0]}')
+    self._check_ids(anchor, 'anchor', self.n_entities, 'entity')
+    self._check_ids(r, 'r', self.n_relations, 'relation')
+    B, n, E = anchor.shape[0], self.n_entities, self.entity_embedding
+    if chunk_size:
+        chunk = chunk_size
+    elif not self.scorer.margin:
+        chunk = max(1, (1 << 24) // max(1, B * self.entity_width))  # one matmul
+    elif self.compile:
+        chunk = max(64, (1 << 24) // max(1, B * self.dim))  # one fused kernel per chunk
+    elif E.device.type == 'cpu':
+        chunk = max(8, (1 << 19) // max(1, B * self.dim))  # cache-sized temporaries
+    else:
+        chunk = max(64, (1 << 26) // max(1, B * self.dim))  # accelerators: few large launches
+    out = torch.empty(B, n, dtype=E.dtype, device=E.device)
+    rel, x, tail = tuple(v.unsqueeze(1) for v in self.relation_terms(r)), E[anchor].unsqueeze(1), mode == 'tail'
+    if not self.fast:
         for s in range(0, n, chunk):
-            out[:, s:s + chunk] = compare(query, self.entity_embedding[s:s + chunk].unsqueeze(0))
+            c = E[s : s + chunk].unsqueeze(0)
+            out[:, s : s + chunk] = self.with_margin(
+                self.scorer.score(x, rel, c) if tail else self.scorer.score(c, rel, x)
+            )
         return out
+    q = self.scorer.query(x, rel, tail)
+    compare = self._compare_chunk
+    if self.compile:
+        if self._compiled_compare is None:
+            self._compiled_compare = torch.compile(self._compare_chunk, dynamic=True)
+        compare = self._compiled_compare
+    for s in range(0, n, chunk):
+        out[:, s : s + chunk] = compare(q, rel, E[s : s + chunk].unsqueeze(0))
+    return out
 
-    # ---- regularisers ---------------------------------------------------------------------------
-    def penalty_terms(self, gamma_m: float | None = None, beta: float | None = None):
-        "$(P_a, P_b)$, the unweighted official penalties of the two projection tables (Rot-Pro only)."
-        if self.model_name != 'rotpro': raise AttributeError(f'{self.model_name} has no projection penalty')
-        gm = self.gamma_m if gamma_m is None else gamma_m
-        be = self.beta if beta is None else beta
-        return (projection_penalty(self.projection_embedding_a, gm, be), projection_penalty(self.projection_embedding_b, gm, be))
 
-    def penalty(self, alpha: float | None = None, gamma_m: float | None = None, beta: float | None = None) -> torch.Tensor:
-        r"""The term the official loss adds, $\alpha(P_a+P_b)$ (`projection_penalty`); defaults from the constructor
-        (official code defaults $\alpha$ = 0.25, $\gamma_m$ = 5e-5, $\beta$ = 1.5; the README's YAGO3-10 run uses 5e-4, 1e-6, 1.5).
-        A scalar 0 for models without projections or when $\alpha=0$."""
-        alpha = self.penalty_alpha if alpha is None else alpha
-        if self.model_name != 'rotpro' or alpha == 0:
-            return torch.zeros((), dtype=self.entity_embedding.dtype, device=self.entity_embedding.device)
-        P_a, P_b = self.penalty_terms(gamma_m, beta)
-        return alpha * (P_a + P_b)
+@patch
+@torch.no_grad()
+def score_relation(
+    self: KGEModel, anchor: torch.Tensor, r: int, mode: str = 'tail', chunk: int | None = None
+) -> torch.Tensor:
+    r"""`score_all` for queries that share one relation `r`: the candidates' transform (Rot-Pro's $M_r\mathbf e$) is
+    computed
+    once for the whole entity table and the scorer's `compare_table` kernel runs over it. The filtered evaluation uses
+    this."""
+    if not self.fast:
+        return self.score_all(anchor, torch.full((len(anchor),), int(r), dtype=torch.int64), mode)
+    rel = self.relation_terms(torch.tensor([int(r)], device=self.entity_embedding.device))  # [1, ...]
+    q = self.scorer.query(self.entity_embedding[anchor], rel, _mode(mode) == 'tail')  # [B, width]
+    return self.with_margin(self.scorer.compare_table(q, self.scorer.candidates(self.entity_embedding, rel), chunk))
 
-    def l3_regularization(self) -> torch.Tensor:
-        r"The official `-r` regulariser $\Omega=\lVert E\rVert_3^3+\lVert X\rVert_3^3$ (entity and raw relation tables); multiply by $\lambda$."
-        return torch.linalg.vector_norm(self.entity_embedding, 3) ** 3 + torch.linalg.vector_norm(self.relation_embedding, 3) ** 3
+# %% ../../nbs/20_rotpro.model.ipynb #4b467e1c
+@patch
+def penalty_terms(self: KGEModel, gamma_m: float | None = None, beta: float | None = None):
+    "$(P_a, P_b)$, the unweighted official penalties of the two projection tables (Rot-Pro only)."
+    terms = self.scorer.penalty_terms(
+        self, self.gamma_m if gamma_m is None else gamma_m, self.beta if beta is None else beta
+    )
+    if terms is None:
+        raise AttributeError(f'{self.model_name} has no projection penalty')
+    return terms
+
+
+@patch
+def penalty(
+    self: KGEModel, alpha: float | None = None, gamma_m: float | None = None, beta: float | None = None
+) -> torch.Tensor:
+    r"""The term the official loss adds, $\alpha(P_a+P_b)$ (`projection_penalty`); defaults from the constructor
+    (official code defaults $\alpha$ = 0.25, $\gamma_m$ = 5e-5, $\beta$ = 1.5; the README's YAGO3-10 run uses 5e-4,
+    1e-6, 1.5).
+    A scalar 0 for models without projections or when $\alpha=0$."""
+    alpha = self.penalty_alpha if alpha is None else alpha
+    terms = self.scorer.penalty_terms(
+        self, self.gamma_m if gamma_m is None else gamma_m, self.beta if beta is None else beta
+    )
+    if terms is None or alpha == 0:
+        return torch.zeros((), dtype=self.entity_embedding.dtype, device=self.entity_embedding.device)
+    return alpha * sum(terms)
+
+
+@patch
+def l3_regularization(self: KGEModel) -> torch.Tensor:
+    r"""The official `-r` regulariser $\Omega=\lVert E\rVert_3^3+\lVert X\rVert_3^3$ (entity and raw relation tables);
+    multiply by $\lambda$."""
+    return (
+        torch.linalg.vector_norm(self.entity_embedding, 3) ** 3
+        + torch.linalg.vector_norm(self.relation_embedding, 3) ** 3
+    )
 
 # %% ../../nbs/20_rotpro.model.ipynb #a52e3263
 @torch.no_grad()
 def projection_diagnostics(model: KGEModel, tol: float = 1e-2, angle_tol: float = 0.05) -> list[dict]:
-    r"""Per relation of a Rot-Pro model: the fraction of $a,b$ entries within `tol` of $\{0,1\}$ (`binary`); how many subspaces
-    have rank 0, 1 or 2 (both entries binary) or are still relaxed (`relaxed`); the mean $\lvert\sin\theta\rvert$ over rank-1
-    subspaces (Lemma 6: 0 for an exact fit); and the fraction of subspaces with $M\ne0$ whose angle is within `angle_tol`
+    r"""Per relation of a Rot-Pro model: the fraction of $a,b$ entries within `tol` of $\{0,1\}$ (`binary`); how many
+    subspaces
+    have rank 0, 1 or 2 (both entries binary) or are still relaxed (`relaxed`); the mean $\lvert\sin\theta\rvert$ over
+    rank-1
+    subspaces (Lemma 6: 0 for an exact fit); and the fraction of subspaces with $M\ne0$ whose angle is within
+    `angle_tol`
     of 0 (`theta_zero`: 1.0 means the relation satisfies P5, i.e. is exactly transitive up to `tol`)."""
-    if model.model_name != 'rotpro': raise ValueError(f'projection_diagnostics needs a Rot-Pro model, got {model.model_name!r}')
+    if model.model_name != 'rotpro':
+        raise ValueError(f'projection_diagnostics needs a Rot-Pro model, got {model.model_name!r}')
     a, b, _ = model.relation_projection()
     theta = model.relation_phase()
     wrapped = torch.atan2(torch.sin(theta), torch.cos(theta))
@@ -506,8 +890,18 @@ def projection_diagnostics(model: KGEModel, tol: float = 1e-2, angle_tol: float 
     for r in range(model.n_relations):
         rk, nonzero = rank[r], binary[r] & (rank[r] > 0)
         rank1 = rk == 1
-        rows.append(dict(relation=r, binary=(near(a[r]).float().mean().item() + near(b[r]).float().mean().item()) / 2,
-                         rank0=int((rk == 0).sum()), rank1=int(rank1.sum()), rank2=int((rk == 2).sum()), relaxed=int((rk < 0).sum()),
-                         sin_theta_rank1=wrapped[r][rank1].sin().abs().mean().item() if rank1.any() else float('nan'),
-                         theta_zero=(wrapped[r][nonzero].abs() <= angle_tol).float().mean().item() if nonzero.any() else float('nan')))
+        rows.append(
+            dict(
+                relation=r,
+                binary=(near(a[r]).float().mean().item() + near(b[r]).float().mean().item()) / 2,
+                rank0=int((rk == 0).sum()),
+                rank1=int(rank1.sum()),
+                rank2=int((rk == 2).sum()),
+                relaxed=int((rk < 0).sum()),
+                sin_theta_rank1=wrapped[r][rank1].sin().abs().mean().item() if rank1.any() else float('nan'),
+                theta_zero=(wrapped[r][nonzero].abs() <= angle_tol).float().mean().item()
+                if nonzero.any()
+                else float('nan'),
+            )
+        )
     return rows

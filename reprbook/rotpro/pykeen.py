@@ -1,4 +1,4 @@
-"""Rot-Pro as a PyKEEN interaction and model, so a PyKEEN pipeline can train and evaluate it (optional extra: `pip install reprbook[pykeen]`).
+"""Rot-Pro as a PyKEEN interaction and model (optional extra: `pip install reprbook[pykeen]`).
 
 Docs: https://reprbook.github.io/reprbook/rotpro.pykeen.html.md"""
 
@@ -23,30 +23,61 @@ from .model import rotpro_interaction, projection_penalty
 
 # %% ../../nbs/25_rotpro.pykeen.ipynb #608d351b
 if HAVE_PYKEEN:
+
     class RotProInteraction(Interaction):
-        "Rot-Pro's interaction for PyKEEN: $-\\sum_i\\lVert R(\\theta)M\\mathbf h_i-M\\mathbf t_i\\rVert_2$, entities `[Re | Im]`, relations (x, a, b, φ)."
+        """Rot-Pro's interaction for PyKEEN: $-\\sum_i\\lVert R(\\theta)M\\mathbf h_i-M\\mathbf t_i\\rVert_2$, entities
+        `[Re | Im]`, relations (x, a, b, φ)."""
+
         entity_shape = ("e",)
         relation_shape = ("d", "d", "d", "d")
+
         def __init__(self, phase_scale: float = 1.0):
             super().__init__()
-            self.phase_scale = float(phase_scale)         # π/ρ (times the official train_pr)
+            self.phase_scale = float(phase_scale)  # π/ρ (times the official train_pr)
+
         def forward(self, h, r, t):
             x, a, b, phi = r
             return rotpro_interaction(h, x * self.phase_scale, a, b, phi, t)
 
     class RotProModel(ERModel):
-        "Rot-Pro as a PyKEEN `ERModel`, initialised as the official code; adds the projection penalty α(P_a + P_b) as regularisation."
-        def __init__(self, *, triples_factory, embedding_dim: int = 50, gamma: float = 9.0, init_pr: float = 1.0, train_pr: float = 1.0,
-                     penalty_alpha: float = 5e-4, gamma_m: float = 1e-6, beta: float = 1.5, epsilon: float = 2.0, **kwargs):
+        """Rot-Pro as a PyKEEN `ERModel`, initialised as the official code; adds the projection penalty α(P_a + P_b) as
+        regularisation."""
+
+        def __init__(
+            self,
+            *,
+            triples_factory,
+            embedding_dim: int = 50,
+            gamma: float = 9.0,
+            init_pr: float = 1.0,
+            train_pr: float = 1.0,
+            penalty_alpha: float = 5e-4,
+            gamma_m: float = 1e-6,
+            beta: float = 1.5,
+            epsilon: float = 2.0,
+            **kwargs,
+        ):
             rho = (gamma + epsilon) / embedding_dim
-            uni = lambda lim: dict(shape=(embedding_dim,), initializer=torch.nn.init.uniform_, initializer_kwargs=dict(a=-lim, b=lim))
+            uni = lambda lim: dict(
+                shape=(embedding_dim,), initializer=torch.nn.init.uniform_, initializer_kwargs=dict(a=-lim, b=lim)
+            )
             super().__init__(
-                triples_factory=triples_factory, interaction=RotProInteraction, interaction_kwargs=dict(phase_scale=math.pi / rho * train_pr),
-                entity_representations_kwargs=dict(shape=(2 * embedding_dim,), initializer=torch.nn.init.uniform_, initializer_kwargs=dict(a=-rho, b=rho)),
-                relation_representations_kwargs=[uni(rho * init_pr),
+                triples_factory=triples_factory,
+                interaction=RotProInteraction,
+                interaction_kwargs=dict(phase_scale=math.pi / rho * train_pr),
+                entity_representations_kwargs=dict(
+                    shape=(2 * embedding_dim,),
+                    initializer=torch.nn.init.uniform_,
+                    initializer_kwargs=dict(a=-rho, b=rho),
+                ),
+                relation_representations_kwargs=[
+                    uni(rho * init_pr),
                     dict(shape=(embedding_dim,), initializer=torch.nn.init.constant_, initializer_kwargs=dict(val=0.5)),
                     dict(shape=(embedding_dim,), initializer=torch.nn.init.constant_, initializer_kwargs=dict(val=0.5)),
-                    dict(shape=(embedding_dim,), initializer=torch.nn.init.zeros_)], **kwargs)
+                    dict(shape=(embedding_dim,), initializer=torch.nn.init.zeros_),
+                ],
+                **kwargs,
+            )
             self.penalty_alpha, self.gamma_m, self.beta = penalty_alpha, gamma_m, beta
 
         def projection_tables(self):
@@ -57,5 +88,7 @@ if HAVE_PYKEEN:
             term = super().collect_regularization_term()
             if self.penalty_alpha:
                 a, b = self.projection_tables()
-                term = term + self.penalty_alpha * (projection_penalty(a, self.gamma_m, self.beta) + projection_penalty(b, self.gamma_m, self.beta))
+                term = term + self.penalty_alpha * (
+                    projection_penalty(a, self.gamma_m, self.beta) + projection_penalty(b, self.gamma_m, self.beta)
+                )
             return term

@@ -1,4 +1,4 @@
-"""One harness for every KGE scorer: the official code's loss (self-adversarial negatives, subsampling weights, projection penalty), its learning-rate schedule, training through `reprbook.core.Trainer`, fast filtered evaluation with explicit tie handling, Countries AUC-PR and a reference mode with the official semantics.
+"""One harness for every KGE scorer: official loss and schedule, Trainer, filtered ranking with ties, AUC-PR.
 
 Docs: https://reprbook.github.io/reprbook/rotpro.train.html.md"""
 
@@ -6,19 +6,18 @@ Docs: https://reprbook.github.io/reprbook/rotpro.train.html.md"""
 
 # %% ../../nbs/22_rotpro.train.ipynb #1fe685ed
 from __future__ import annotations
-import dataclasses, json, math, os, time, warnings
+import dataclasses, json, math, os, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['KGEConfig', 'kge_loss', 'OfficialSchedule', 'build_model', 'kge_step_fn', 'train_kge', 'relation_scores',
-           'rank_queries', 'ranking_metrics', 'official_rank', 'evaluate', 'average_precision', 'countries_auc_pr',
-           'OfficialSampler', 'official_forward', 'official_loss', 'load_run', 'evaluate_run']
+__all__ = ['KGEConfig', 'kge_loss', 'OfficialSchedule', 'build_model', 'kge_step_fn', 'validation_checkpoint', 'run_record',
+           'train_kge', 'relation_scores', 'rank_queries', 'ranking_metrics', 'evaluate', 'average_precision',
+           'countries_auc_pr', 'load_run', 'evaluate_run']
 
 # %% ../../nbs/22_rotpro.train.ipynb #1a0e3f07
-import numpy as np
 import torch
 import torch.nn.functional as F
-from ..core import Trainer, atomic_write, load_checkpoint, save_checkpoint, seed_everything
+from ..core import BestCheckpoint, NonFiniteLossError, Trainer, atomic_write, load_checkpoint, seed_everything
 from .data import KG, FilterIndex, KGEBatches, load_kg, relation_patterns, transitive_inferable
 from .model import KGEModel
 
@@ -26,37 +25,48 @@ from .model import KGEModel
 @dataclasses.dataclass
 class KGEConfig:
     "Hyperparameters of one KGE run (official flag names in brackets in the docs)."
-    model: str = 'rotpro'              # rotpro, rotate or transe
-    dim: int = 50                      # complex dimensions k (-d); entity rows have 2k reals
-    gamma: float = 9.0                 # margin γ (-g)
-    negatives: int = 32                # negatives per positive (-n)
-    batch: int = 256                   # positives per step (-b)
-    lr: float = 1e-3                   # Adam learning rate (-lr)
-    steps: int = 1000                  # optimiser steps (--max_steps)
-    warm_up_steps: int | None = None   # first lr drop after this step; None: steps // 2
-    adv_temperature: float | None = 1.0  # self-adversarial temperature α (-adv -a); None: uniform weights
-    uni_weight: bool = False           # no subsampling weights (--uni_weight)
-    penalty: bool = True               # projection penalty (-c), Rot-Pro only
-    alpha: float = 5e-4                # penalty weight (-alpha)
-    gamma_m: float = 1e-6              # penalty threshold (--gamma_m)
-    beta: float = 1.5                  # penalty factor beyond the threshold (--beta)
-    regularization: float = 0.0        # L3 weight on entity and phase tables (-r)
-    init_pr: float = 1.0               # initial phase range factor (--init_pr)
-    train_pr: float = 1.0              # phase scaling factor (--train_pr)
-    seed: int = 0
-    reset_optimizer: bool = True       # fresh Adam at each lr drop, as the official code
-    eval_every: int = 0                # validate every this many epochs (0: only at the end)
-    eval_metric: str = 'mrr'           # selects best.pt: mrr, hits@10 or auc_pr
-    eval_max_queries: int | None = None  # validate on a seeded subset of this many triples (labelled)
-    ckpt_every: int = 1000             # write last.pt every this many steps
-    compile: bool = False              # torch.compile the training forward (needs a C++ compiler on CPU)
 
-    def warm_up(self) -> int: return self.warm_up_steps or self.steps // 2
+    model: str = 'rotpro'  # any of reprbook.rotpro.model.MODELS: rotpro, rotate, rotate_scale, transe, ...
+    dim: int = 50  # complex dimensions k (-d); entity rows have 2k reals
+    gamma: float = 9.0  # margin γ (-g)
+    negatives: int = 32  # negatives per positive (-n)
+    batch: int = 256  # positives per step (-b)
+    lr: float = 1e-3  # Adam learning rate (-lr)
+    steps: int = 1000  # optimiser steps (--max_steps)
+    warm_up_steps: int | None = None  # first lr drop after this step; None: steps // 2
+    adv_temperature: float | None = 1.0  # self-adversarial temperature α (-adv -a); None: uniform weights
+    uni_weight: bool = False  # no subsampling weights (--uni_weight)
+    penalty: bool = True  # projection penalty (-c), models that have one (Rot-Pro)
+    alpha: float = 5e-4  # penalty weight (-alpha)
+    gamma_m: float = 1e-6  # penalty threshold (--gamma_m)
+    beta: float = 1.5  # penalty factor beyond the threshold (--beta)
+    regularization: float = 0.0  # L3 weight on entity and phase tables (-r)
+    init_pr: float = 1.0  # initial phase range factor (--init_pr)
+    train_pr: float = 1.0  # phase scaling factor (--train_pr)
+    seed: int = 0
+    reset_optimizer: bool = True  # fresh Adam at each lr drop, as the official code
+    eval_every: int = 0  # validate every this many epochs and keep best.pt (0: never)
+    eval_metric: str = 'mrr'  # selects best.pt: mrr, hits@10 or auc_pr
+    eval_max_queries: int | None = None  # validate on a seeded subset of this many triples (labelled)
+    ckpt_every: int = 1000  # write last.pt every this many steps
+    compile: bool = False  # torch.compile the training forward (needs a C++ compiler on CPU)
+
+    def warm_up(self) -> int:
+        return self.warm_up_steps or self.steps // 2
 
     def model_kwargs(self) -> dict:
         "Keyword arguments of `KGEModel` (besides the entity and relation counts)."
-        return dict(model=self.model, dim=self.dim, gamma=self.gamma, init_pr=self.init_pr, train_pr=self.train_pr,
-                    penalty_alpha=self.alpha if self.penalty else 0.0, gamma_m=self.gamma_m, beta=self.beta, compile=self.compile)
+        return dict(
+            model=self.model,
+            dim=self.dim,
+            gamma=self.gamma,
+            init_pr=self.init_pr,
+            train_pr=self.train_pr,
+            penalty_alpha=self.alpha if self.penalty else 0.0,
+            gamma_m=self.gamma_m,
+            beta=self.beta,
+            compile=self.compile,
+        )
 
 # %% ../../nbs/22_rotpro.train.ipynb #712191da
 def kge_loss(pos_score: torch.Tensor, neg_score: torch.Tensor, weight: torch.Tensor | None = None,
@@ -74,19 +84,28 @@ def kge_loss(pos_score: torch.Tensor, neg_score: torch.Tensor, weight: torch.Ten
 
 # %% ../../nbs/22_rotpro.train.ipynb #b3936b8a
 class OfficialSchedule:
-    "lr ÷ 10 and a fresh Adam after step `W` (0-based), then `W ← 3W`: the official `run.py` schedule, as a `Trainer` scheduler."
+    """lr ÷ 10 and a fresh Adam after step `W` (0-based), then `W ← 3W`: the official `run.py` schedule, as a `Trainer`
+    scheduler."""
+
     def __init__(self, optimizer: torch.optim.Optimizer, warm_up_steps: int, reset_optimizer: bool = True):
         self.optimizer, self.warm_up, self.reset, self.done = optimizer, int(warm_up_steps), reset_optimizer, 0
         self.drops = []
+
     def step(self):
         s, self.done = self.done, self.done + 1
         if s >= self.warm_up:
-            for g in self.optimizer.param_groups: g['lr'] /= 10
-            if self.reset: self.optimizer.state.clear()
+            for g in self.optimizer.param_groups:
+                g['lr'] /= 10
+            if self.reset:
+                self.optimizer.state.clear()
             self.warm_up *= 3
             self.drops.append(s)
-    def state_dict(self) -> dict: return {'warm_up': self.warm_up, 'done': self.done, 'drops': list(self.drops)}
-    def load_state_dict(self, st: dict): self.warm_up, self.done, self.drops = st['warm_up'], st['done'], list(st['drops'])
+
+    def state_dict(self) -> dict:
+        return {'warm_up': self.warm_up, 'done': self.done, 'drops': list(self.drops)}
+
+    def load_state_dict(self, st: dict):
+        self.warm_up, self.done, self.drops = st['warm_up'], st['done'], list(st['drops'])
 
 # %% ../../nbs/22_rotpro.train.ipynb #f0ec8a3f
 def build_model(cfg: KGEConfig, n_entities: int, n_relations: int) -> KGEModel:
@@ -94,30 +113,89 @@ def build_model(cfg: KGEConfig, n_entities: int, n_relations: int) -> KGEModel:
     torch.manual_seed(cfg.seed)
     return KGEModel(n_entities=n_entities, n_relations=n_relations, **cfg.model_kwargs())
 
+
 def kge_step_fn(cfg: KGEConfig):
-    "The `Trainer` step: scores, the official loss, the model's projection penalty and the optional L3 regulariser."
+    """The `Trainer` step: scores, the official loss, the model's projection penalty (if it has one) and the optional
+    L3 regulariser."""
+
     def step(model, batch):
         pos, neg, mode, weight = batch
         pos_score, neg_score = model(pos, neg, mode=mode)
         loss, logs = kge_loss(pos_score, neg_score, None if cfg.uni_weight else weight, cfg.adv_temperature)
-        if cfg.model == 'rotpro' and cfg.penalty:
+        if cfg.penalty and model.scorer.has_penalty:
             pen = model.penalty()
-            loss = loss + pen; logs['penalty'] = pen.detach()
+            loss = loss + pen
+            logs['penalty'] = pen.detach()
         if cfg.regularization:
             reg = cfg.regularization * model.l3_regularization()
-            loss = loss + reg; logs['reg'] = reg.detach()
+            loss = loss + reg
+            logs['reg'] = reg.detach()
         return loss, logs
+
     return step
 
-def _kg_meta(kg: KG) -> dict:
-    return {'name': kg.name, 'path': str(kg.path) if kg.path else None, 'n_entities': kg.n_entities,
-            'n_relations': kg.n_relations, 'files_md5': kg.files}
 
-def train_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, progress: bool = True,
-              resume: bool = True, valid_split: str = 'valid', countries: bool | None = None,
-              stop_at: int | None = None) -> tuple[KGEModel, Trainer]:
-    "Train `cfg.model` on `kg.train` for `cfg.steps` steps (or until `stop_at`, to run in chunks) through `Trainer`; with `run_dir`, checkpoints there and resumes."
-    if kg.train is None or len(kg.train) == 0: raise ValueError(f"{kg.name} has no training triples.")
+def _kg_meta(kg: KG) -> dict:
+    return {
+        'name': kg.name,
+        'path': str(kg.path) if kg.path else None,
+        'n_entities': kg.n_entities,
+        'n_relations': kg.n_relations,
+        'files_md5': kg.files,
+    }
+
+# %% ../../nbs/22_rotpro.train.ipynb #2dc5b8f0
+def validation_checkpoint(
+    kg: KG, cfg: KGEConfig, steps_per_epoch: int, split: str = 'valid', countries: bool = False, verbose: bool = False
+) -> BestCheckpoint:
+    """A `core.BestCheckpoint` that validates every `cfg.eval_every` epochs on `split` (filtered MRR, MR, Hits@k; AUC-PR
+    on the Countries graphs) and keeps the best weights by `cfg.eval_metric` (the official code keeps valid Hits@10)."""
+    metric = 'auc_pr' if countries else cfg.eval_metric
+    if metric == 'auc_pr' and not countries:
+        raise ValueError(
+            f"eval_metric='auc_pr' needs a Countries graph (with regions.list); {kg.name} has none: use mrr or hits@10."
+        )
+    index = None if countries else kg.filter_index()
+
+    def evaluate_fn(model) -> dict:
+        if countries:
+            return {'auc_pr': countries_auc_pr(model, kg, split)}
+        res = evaluate(model, kg, split, index=index, max_queries=cfg.eval_max_queries, by_relation=False)
+        return {k: res[k] for k in ('mrr', 'mr', 'hits@1', 'hits@3', 'hits@10')}
+
+    return BestCheckpoint(evaluate_fn, every=cfg.eval_every * steps_per_epoch, metric=metric, verbose=verbose)
+
+# %% ../../nbs/22_rotpro.train.ipynb #93923652
+def run_record(kg: KG, cfg: KGEConfig, trainer: Trainer, run_dir: Path | None = None) -> dict:
+    "The JSON-able record of a training run: configuration, data, steps, time, per-epoch history and validations."
+    running = trainer.running_means()          # a run that stopped inside an epoch: that epoch's running means
+    last = running.get('loss', trainer.history[-1]['loss'] if trainer.history else None)
+    rec = {'model': cfg.model, 'data': kg.name, 'steps': trainer.step, 'epochs': trainer.epoch, 'final_loss': last,
+           'train_s': round(getattr(trainer, 'train_time_s', 0.0), 2), 'history': trainer.history,
+           'config': dataclasses.asdict(cfg), 'run_dir': str(run_dir) if run_dir else None}
+    best = next((c for c in trainer.callbacks if isinstance(c, BestCheckpoint)), None)
+    if best is not None and best.best is not None:
+        rec['best'] = {'metric': best.metric, 'value': best.best, 'step': best.best_step}
+        rec['evaluations'] = best.evaluations
+    return rec
+
+# %% ../../nbs/22_rotpro.train.ipynb #4e190d9d
+def train_kge(
+    kg: KG,
+    cfg: KGEConfig,
+    run_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    resume: bool = True,
+    valid_split: str = 'valid',
+    countries: bool | None = None,
+    stop_at: int | None = None,
+) -> tuple[dict, Trainer]:
+    """Train `cfg.model` on `kg.train` for `cfg.steps` steps (or until `stop_at`, to run in chunks) through `Trainer`;
+    with `run_dir`, checkpoint there and resume. Returns `(record, trainer)`: a JSON-able record of the run and the
+    trainer
+    (the model is `trainer.model`). A diverging run raises `NonFiniteLossError` naming the learning rate to lower."""
+    if kg.train is None or len(kg.train) == 0:
+        raise ValueError(f"{kg.name} has no training triples.")
     seed_everything(cfg.seed)
     model = build_model(cfg, kg.n_entities, kg.n_relations)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
@@ -125,97 +203,73 @@ def train_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, 
     batches = KGEBatches(kg.train, kg.n_entities, kg.n_relations, cfg.batch, cfg.negatives, cfg.seed, cfg.uni_weight)
     run_dir = Path(run_dir) if run_dir else None
     countries = kg.regions is not None if countries is None else countries
-    callbacks = []
+    best = None
     if cfg.eval_every and kg.valid is not None:
-        callbacks.append(_BestOnValid(kg, cfg, run_dir, valid_split, countries))
-    step_fn = kge_step_fn(cfg)
-    trainer = Trainer(model, opt, step_fn, scheduler=sched, run_dir=run_dir, ckpt_every=cfg.ckpt_every,
-                      callbacks=callbacks, config=dataclasses.asdict(cfg), progress=progress)
+        best = validation_checkpoint(kg, cfg, len(batches), valid_split, countries, verbose=progress)
+    trainer = Trainer(
+        model,
+        opt,
+        kge_step_fn(cfg),
+        scheduler=sched,
+        run_dir=run_dir,
+        ckpt_every=cfg.ckpt_every,
+        callbacks=[best] if best else [],
+        config=dataclasses.asdict(cfg),
+        progress=progress,
+    )
     if run_dir is not None:
-        with atomic_write(run_dir/'config.json', 'w') as f:
-            json.dump({'config': dataclasses.asdict(cfg), 'data': _kg_meta(kg), 'format': 'reprbook-kge/1'}, f, indent=1)
-    epochs = -(-cfg.steps // len(batches))
+        with atomic_write(run_dir / 'config.json', 'w') as f:
+            json.dump(
+                {'config': dataclasses.asdict(cfg), 'data': _kg_meta(kg), 'format': 'reprbook-kge/1'}, f, indent=1
+            )
     t0 = time.perf_counter()
-    trainer.fit(batches, epochs, resume=resume, max_steps=min(cfg.steps, stop_at or cfg.steps))
+    try:
+        trainer.fit(
+            batches, -(-cfg.steps // len(batches)), resume=resume, max_steps=min(cfg.steps, stop_at or cfg.steps)
+        )
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(
+            f"{e} This run used lr={cfg.lr:g}: try lr={cfg.lr / 10:g}.", e.step, e.checkpoint
+        ) from None
     trainer.train_time_s = time.perf_counter() - t0
-    return model, trainer
-
-class _BestOnValid:
-    "Per-epoch callback: validate every `cfg.eval_every` epochs and keep the best weights in `best.pt`."
-    def __init__(self, kg, cfg, run_dir, split, countries):
-        self.kg, self.cfg, self.run_dir, self.split, self.countries, self.best = kg, cfg, run_dir, split, countries, -math.inf
-        self.index = None if countries else kg.filter_index()
-    def __call__(self, trainer, epoch, logs):
-        if epoch % self.cfg.eval_every: return
-        model = trainer.model
-        if self.countries: val = countries_auc_pr(model, self.kg, self.split)
-        else:
-            res = evaluate(model, self.kg, self.split, index=self.index, max_queries=self.cfg.eval_max_queries, by_relation=False)
-            val = res[self.cfg.eval_metric] if self.cfg.eval_metric != 'auc_pr' else math.nan
-        model.train()
-        logs[f'valid_{self.cfg.eval_metric if not self.countries else "auc_pr"}'] = val
-        if val > self.best:
-            self.best = val
-            if self.run_dir is not None:
-                save_checkpoint(self.run_dir/'best.pt', model=model.state_dict(), step=trainer.step, epoch=epoch, value=float(val))
+    return run_record(kg, cfg, trainer, run_dir), trainer
 
 # %% ../../nbs/22_rotpro.train.ipynb #45d1115b
-from .model import projection_coefficients, project, rotate, split_complex
-
 @torch.no_grad()
 def relation_scores(model, anchor: torch.Tensor, r: int, mode: str, chunk: int | None = None) -> torch.Tensor:
-    """Scores (B, |E|) of every entity for queries that share the relation `r`: the same values as `model.score_all`,
-    computed per relation for Rot-Pro, RotatE and TransE. The candidates' projections $M_r\\mathbf e$ are computed once per relation and stored
-    transposed, `(k, |E|)`, so the sum over subspaces runs as `k` vectorised passes over `(B, chunk)` blocks that stay in cache."""
-    name = getattr(model, 'model_name', None)
-    rr = torch.full((len(anchor),), int(r), dtype=torch.int64)
-    if name not in ('rotpro', 'rotate', 'transe') or not getattr(model, 'fast', True):
-        return model.score_all(anchor, rr, mode=mode)
-    tail = mode == 'tail'
-    E = model.entity_embedding
-    x = E[anchor]
-    if name == 'transe':
-        rel = model.relation_embedding[r]
-        parts_q, parts_c = [x + rel if tail else x - rel], [E]
-    else:
-        theta = model.relation_phase(rr[:1])
-        if name == 'rotpro':
-            mc = projection_coefficients(*model.relation_projection(rr[:1]))
-            cr, ci = project(*split_complex(E), *mc)
-            qr, qi = rotate(*project(*split_complex(x), *mc), theta if tail else -theta)
-        else:
-            cr, ci = split_complex(E)
-            qr, qi = rotate(*split_complex(x), theta if tail else -theta)
-        parts_q, parts_c = [qr, qi], [cr, ci]
-    cT = [c.T.contiguous() for c in parts_c]                  # (k, |E|)
-    B, n, k = len(anchor), E.shape[0], cT[0].shape[0]
-    chunk = chunk or max(1024, (1 << 17) // B)              # (B, chunk) blocks of about 512 KB
-    out = torch.empty(B, n, dtype=E.dtype)
-    for s in range(0, n, chunk):
-        w = min(chunk, n - s)
-        acc = torch.zeros(B, w, dtype=E.dtype); dx = torch.empty_like(acc); dy = torch.empty_like(acc)
-        for i in range(k):
-            if name == 'transe':
-                torch.sub(parts_q[0][:, i:i + 1], cT[0][i, s:s + w], out=dx); acc.add_(dx.abs_())
-            else:
-                torch.sub(parts_q[0][:, i:i + 1], cT[0][i, s:s + w], out=dx)
-                torch.sub(parts_q[1][:, i:i + 1], cT[1][i, s:s + w], out=dy)
-                acc.add_(dx.mul_(dx).addcmul_(dy, dy).sqrt_())
-        out[:, s:s + w] = model.gamma - acc
-    return out
+    """Scores (B, |E|) of every entity for queries that share the relation `r`: `model.score_relation` (the candidates
+    mapped
+    once per relation, the scorer's table kernel) when the model has it, else `model.score_all`."""
+    if hasattr(model, 'score_relation'):
+        return model.score_relation(anchor, r, mode, chunk)
+    return model.score_all(anchor, torch.full((len(anchor),), int(r), dtype=torch.int64), mode=mode)
+
 
 @torch.no_grad()
-def rank_queries(model, triples: torch.Tensor, mode: str, index: FilterIndex | None = None, batch_size: int = 128,
-                 n_entities: int | None = None, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    "Optimistic and pessimistic filtered ranks (int64, (N,)) of the answers of the tail (`mode='tail'`) or head queries of `triples`."
-    if mode not in ('tail', 'head'): raise ValueError(f"mode must be 'tail' or 'head', got {mode!r}")
+def rank_queries(
+    model,
+    triples: torch.Tensor,
+    mode: str,
+    index: FilterIndex | None = None,
+    batch_size: int = 128,
+    n_entities: int | None = None,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimistic and pessimistic filtered ranks (int64, (N,)) of the answers of the tail (`mode='tail'`) or head
+    queries of `triples`."""
+    if mode not in ('tail', 'head'):
+        raise ValueError(f"mode must be 'tail' or 'head', got {mode!r}")
     col, ans_col = (0, 2) if mode == 'tail' else (2, 0)
     opt, pess = torch.empty(len(triples), dtype=torch.int64), torch.empty(len(triples), dtype=torch.int64)
-    order = torch.argsort(triples[:, 1], stable=True)          # queries grouped by relation
+    order = torch.argsort(triples[:, 1], stable=True)  # queries grouped by relation
     rels, counts = torch.unique_consecutive(triples[order, 1], return_counts=True)
-    jobs = [(int(r), order[s:s + c][j:j + batch_size]) for r, s, c in zip(rels.tolist(), (counts.cumsum(0) - counts).tolist(), counts.tolist())
-            for j in range(0, c, batch_size)]
+    jobs = [
+        (int(r), order[s : s + c][j : j + batch_size])
+        for r, s, c in zip(rels.tolist(), (counts.cumsum(0) - counts).tolist(), counts.tolist())
+        for j in range(0, c, batch_size)
+    ]
     from tqdm.auto import tqdm
+
     for r, idx in tqdm(jobs, disable=not progress, desc=f'{mode} queries', leave=False):
         tb = triples[idx]
         scores = relation_scores(model, tb[:, col], r, mode).float()
@@ -226,57 +280,92 @@ def rank_queries(model, triples: torch.Tensor, mode: str, index: FilterIndex | N
             known[torch.arange(len(tb)), ans] = False
             scores = scores.masked_fill(known, -math.inf)
         opt[idx] = 1 + (scores > s_ans).sum(1)
-        pess[idx] = (scores >= s_ans).sum(1)         # counts the answer itself, i.e. 1 + #{c != t: s_c >= s_t}
+        pess[idx] = (scores >= s_ans).sum(1)  # counts the answer itself, i.e. 1 + #{c != t: s_c >= s_t}
     return opt, pess
+
 
 def ranking_metrics(opt: torch.Tensor, pess: torch.Tensor, ks: tuple = (1, 3, 10)) -> dict:
     "MRR, MR and Hits@k under optimistic, realistic and pessimistic ties, and the number of tied queries."
     out = {}
-    for name, rank in (('optimistic', opt.double()), ('realistic', (opt + pess).double() / 2), ('pessimistic', pess.double())):
-        out[name] = {'mrr': (1 / rank).mean().item(), 'mr': rank.mean().item(),
-                     **{f'hits@{k}': (rank <= k).double().mean().item() for k in ks}}
+    for name, rank in (
+        ('optimistic', opt.double()),
+        ('realistic', (opt + pess).double() / 2),
+        ('pessimistic', pess.double()),
+    ):
+        out[name] = {
+            'mrr': (1 / rank).mean().item(),
+            'mr': rank.mean().item(),
+            **{f'hits@{k}': (rank <= k).double().mean().item() for k in ks},
+        }
     out['n_queries'], out['n_tied'] = len(opt), int((pess > opt).sum())
     return out
 
-# %% ../../nbs/22_rotpro.train.ipynb #160a363a
-def official_rank(scores: torch.Tensor, ans: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    "The official `test_step` rank: filtered candidates get the answer's score − 1, rank = 1 + position of the answer in a descending argsort."
-    s_ans = scores.gather(1, ans[:, None])
-    known = known.clone(); known[torch.arange(len(ans)), ans] = False
-    biased = torch.where(known, s_ans - 1, scores)
-    order = torch.argsort(biased, dim=1, descending=True)
-    return (order == ans[:, None]).nonzero()[:, 1] + 1
-
 # %% ../../nbs/22_rotpro.train.ipynb #c8f335a4
 @torch.no_grad()
-def evaluate(model, kg: KG, split: str = 'test', index: FilterIndex | None = None, extra_filter: tuple = (),
-             batch_size: int | None = None, by_relation: bool = True, max_queries: int | None = None,
-             seed: int = 0, progress: bool = False) -> dict:
-    "Filtered link prediction on `split` (both directions): metrics with tie modes, head/tail, per relation and per pattern."
+def evaluate(
+    model,
+    kg: KG,
+    split: str = 'test',
+    index: FilterIndex | None = None,
+    extra_filter: tuple = (),
+    batch_size: int | None = None,
+    by_relation: bool = True,
+    max_queries: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Filtered link prediction on `split` (both directions): metrics with tie modes, head/tail, per relation and per
+    pattern."""
     was_training = getattr(model, 'training', False)
-    if hasattr(model, 'eval'): model.eval()
+    if hasattr(model, 'eval'):
+        model.eval()
     triples = kg.split(split)
     subset = max_queries is not None and max_queries < len(triples)
-    if subset: triples = triples[torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_queries]]
+    if subset:
+        triples = triples[torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))[:max_queries]]
     index = index or kg.filter_index(list(extra_filter))
     t0 = time.perf_counter()
-    ranks = {m: rank_queries(model, triples, m, index, batch_size or 128, n_entities=kg.n_entities, progress=progress) for m in ('tail', 'head')}
+    ranks = {
+        m: rank_queries(model, triples, m, index, batch_size or 128, n_entities=kg.n_entities, progress=progress)
+        for m in ('tail', 'head')
+    }
     dt = time.perf_counter() - t0
-    o = torch.cat([ranks['tail'][0], ranks['head'][0]]); p = torch.cat([ranks['tail'][1], ranks['head'][1]])
+    o = torch.cat([ranks['tail'][0], ranks['head'][0]])
+    p = torch.cat([ranks['tail'][1], ranks['head'][1]])
     allm = ranking_metrics(o, p)
-    res = {**allm['optimistic'], 'tie_modes': allm, 'head': ranking_metrics(*ranks['head']), 'tail': ranking_metrics(*ranks['tail']),
-           'split': split, 'n_triples': len(triples), 'n_queries': 2 * len(triples), 'subset': subset,
-           'filter': ['train', 'valid', 'test', *extra_filter], 'eval_time_s': dt, 'queries_per_s': 2 * len(triples) / dt}
+    res = {
+        **allm['optimistic'],
+        'tie_modes': allm,
+        'head': ranking_metrics(*ranks['head']),
+        'tail': ranking_metrics(*ranks['tail']),
+        'split': split,
+        'n_triples': len(triples),
+        'n_queries': 2 * len(triples),
+        'subset': subset,
+        'filter': ['train', 'valid', 'test', *extra_filter],
+        'eval_time_s': dt,
+        'queries_per_s': 2 * len(triples) / dt,
+    }
     if by_relation and kg.train is not None:
-        rel = torch.cat([triples[:, 1], triples[:, 1]]); dirn = ['tail'] * len(triples) + ['head'] * len(triples)
+        rel = torch.cat([triples[:, 1], triples[:, 1]])
+        dirn = ['tail'] * len(triples) + ['head'] * len(triples)
         rows = []
         for r in rel.unique().tolist():
             for d in ('tail', 'head'):
                 sel = (rel == r) & torch.tensor([x == d for x in dirn])
                 if sel.any():
                     mm = ranking_metrics(o[sel], p[sel])
-                    rows.append({'relation': kg.relations[r], 'direction': d, 'queries': int(sel.sum()), 'mrr': mm['optimistic']['mrr'],
-                                 'mrr_realistic': mm['realistic']['mrr'], 'hits@10': mm['optimistic']['hits@10'], 'tied': mm['n_tied']})
+                    rows.append(
+                        {
+                            'relation': kg.relations[r],
+                            'direction': d,
+                            'queries': int(sel.sum()),
+                            'mrr': mm['optimistic']['mrr'],
+                            'mrr_realistic': mm['realistic']['mrr'],
+                            'hits@10': mm['optimistic']['hits@10'],
+                            'tied': mm['n_tied'],
+                        }
+                    )
         res['per_relation'] = rows
         pats = relation_patterns(kg.train, kg.n_entities, kg.n_relations)
         per_pattern = {}
@@ -285,153 +374,144 @@ def evaluate(model, kg: KG, split: str = 'test', index: FilterIndex | None = Non
             sel = torch.isin(rel, torch.tensor(rels, dtype=torch.int64))
             if sel.any():
                 mm = ranking_metrics(o[sel], p[sel])
-                per_pattern[cls] = {'relations': len(rels), 'queries': int(sel.sum()), 'mrr': mm['optimistic']['mrr'],
-                                    'mrr_realistic': mm['realistic']['mrr'], 'hits@10': mm['optimistic']['hits@10']}
+                per_pattern[cls] = {
+                    'relations': len(rels),
+                    'queries': int(sel.sum()),
+                    'mrr': mm['optimistic']['mrr'],
+                    'mrr_realistic': mm['realistic']['mrr'],
+                    'hits@10': mm['optimistic']['hits@10'],
+                }
         inf = transitive_inferable(kg.train, triples, kg.n_entities).repeat(2)
         for name, sel in (('inferable_by_transitivity', inf), ('not_inferable_by_transitivity', ~inf)):
             if sel.any():
                 mm = ranking_metrics(o[sel], p[sel])
-                per_pattern[name] = {'queries': int(sel.sum()), 'mrr': mm['optimistic']['mrr'], 'hits@10': mm['optimistic']['hits@10']}
+                per_pattern[name] = {
+                    'queries': int(sel.sum()),
+                    'mrr': mm['optimistic']['mrr'],
+                    'hits@10': mm['optimistic']['hits@10'],
+                }
         res['per_pattern'] = per_pattern
-    if was_training: model.train()
+    if was_training:
+        model.train()
     return res
 
 # %% ../../nbs/22_rotpro.train.ipynb #8c44c13f
 def average_precision(y_true, scores) -> float:
-    "Average precision $\\sum_n (R_n - R_{n-1}) P_n$ over distinct score thresholds (scikit-learn's `average_precision_score`)."
-    y, s = torch.as_tensor(y_true, dtype=torch.float64).flatten(), torch.as_tensor(scores, dtype=torch.float64).flatten()
-    if y.sum() == 0: raise ValueError("average_precision needs at least one positive")
+    """Average precision $\\sum_n (R_n - R_{n-1}) P_n$ over distinct score thresholds (scikit-learn's
+    `average_precision_score`)."""
+    y, s = (
+        torch.as_tensor(y_true, dtype=torch.float64).flatten(),
+        torch.as_tensor(scores, dtype=torch.float64).flatten(),
+    )
+    if y.sum() == 0:
+        raise ValueError("average_precision needs at least one positive")
     order = torch.argsort(s, descending=True, stable=True)
     y, s = y[order], s[order]
-    last = torch.cat([s[1:] != s[:-1], torch.tensor([True])])      # the last index of each distinct threshold
+    last = torch.cat([s[1:] != s[:-1], torch.tensor([True])])  # the last index of each distinct threshold
     tp, fp = y.cumsum(0)[last], (1 - y).cumsum(0)[last]
     precision, recall = tp / (tp + fp), tp / y.sum()
     return float(((recall - torch.cat([torch.zeros(1, dtype=torch.float64), recall[:-1]])) * precision).sum())
 
+
 @torch.no_grad()
 def countries_auc_pr(model, kg: KG, split: str = 'test') -> float:
     "AUC-PR of `split` (country, locatedin, region) triples scored against every region of `kg.regions`."
-    if kg.regions is None: raise ValueError(f"{kg.name} has no regions.list: the AUC-PR protocol is for the Countries datasets.")
+    if kg.regions is None:
+        raise ValueError(f"{kg.name} has no regions.list: the AUC-PR protocol is for the Countries datasets.")
     was_training = getattr(model, 'training', False)
     model.eval()
     tri = kg.split(split)
     n, R = len(tri), len(kg.regions)
-    cand = tri[:, None, :].repeat(1, R, 1); cand[:, :, 2] = kg.regions
+    cand = tri[:, None, :].repeat(1, R, 1)
+    cand[:, :, 2] = kg.regions
     scores = model(cand.reshape(-1, 3))[0].reshape(n, R)
     y = (kg.regions[None, :] == tri[:, 2:3]).double()
-    if was_training: model.train()
+    if was_training:
+        model.train()
     return average_precision(y, scores)
-
-# %% ../../nbs/22_rotpro.train.ipynb #befc171a
-class OfficialSampler:
-    "The official per-triple negative sampler (numpy, blocks of 2n, rejection of training answers): a reference, slow on purpose."
-    def __init__(self, train: torch.Tensor, n_entities: int, negatives: int, seed: int = 0):
-        self.n, self.E, self.rng = negatives, n_entities, np.random.RandomState(seed)
-        self.true_tail, self.true_head = {}, {}
-        for h, r, t in train.tolist():
-            self.true_tail.setdefault((h, r), []).append(t); self.true_head.setdefault((r, t), []).append(h)
-        self.true_tail = {k: np.array(sorted(set(v))) for k, v in self.true_tail.items()}
-        self.true_head = {k: np.array(sorted(set(v))) for k, v in self.true_head.items()}
-    def sample(self, pos: torch.Tensor, mode: str) -> torch.Tensor:
-        out = []
-        for h, r, t in pos.tolist():
-            parts, size = [], 0
-            while size < self.n:
-                cand = self.rng.randint(self.E, size=self.n * 2)
-                true = self.true_head[(r, t)] if mode == 'head' else self.true_tail[(h, r)]
-                cand = cand[np.isin(cand, true, assume_unique=True, invert=True)]
-                parts.append(cand); size += cand.size
-            out.append(np.concatenate(parts)[:self.n])
-        return torch.from_numpy(np.stack(out)).long()
-
-def official_forward(model, sample: torch.Tensor, neg: torch.Tensor | None = None, mode: str = 'single') -> torch.Tensor:
-    "Scores exactly as the official `KGEModel.forward`: `single` (B, 1), or `head-batch`/`tail-batch` against `neg` (B, N)."
-    E, Rl = model.entity_embedding, model.relation_embedding
-    if mode == 'single':
-        head, tail = E[sample[:, 0]].unsqueeze(1), E[sample[:, 2]].unsqueeze(1)
-    elif mode == 'head-batch':
-        head, tail = E[neg.reshape(-1)].view(*neg.shape, -1), E[sample[:, 2]].unsqueeze(1)
-    elif mode == 'tail-batch':
-        head, tail = E[sample[:, 0]].unsqueeze(1), E[neg.reshape(-1)].view(*neg.shape, -1)
-    else: raise ValueError(mode)
-    r = sample[:, 1]
-    relation = Rl[r].unsqueeze(1)
-    gamma = model.gamma.item()
-    if model.model_name == 'transe':
-        score = head + (relation - tail) if mode == 'head-batch' else (head + relation) - tail
-        return gamma - torch.norm(score, p=1, dim=2)
-    pi = math.pi
-    re_head, im_head = torch.chunk(head, 2, dim=2); re_tail, im_tail = torch.chunk(tail, 2, dim=2)
-    phase = relation / (model.embedding_range.item() / pi) * (model.train_pr if model.model_name == 'rotpro' else 1.0)
-    re_rel, im_rel = torch.cos(phase), torch.sin(phase)
-    if model.model_name == 'rotpro':
-        a, b = model.projection_embedding_a[r].unsqueeze(1), model.projection_embedding_b[r].unsqueeze(1)
-        p = model.projection_phase[r].unsqueeze(1)
-        cp, sp = torch.cos(p), torch.sin(p)
-        ma, mb, md = cp * cp * a + sp * sp * b, cp * sp * (b - a), cp * cp * b + sp * sp * a
-        re_head, im_head = ma * re_head + mb * im_head, mb * re_head + md * im_head
-        re_tail, im_tail = ma * re_tail + mb * im_tail, mb * re_tail + md * im_tail
-    if mode == 'head-batch':
-        re_s = re_rel * re_tail + im_rel * im_tail - re_head
-        im_s = re_rel * im_tail - im_rel * re_tail - im_head
-    else:
-        re_s = re_head * re_rel - im_head * im_rel - re_tail
-        im_s = re_head * im_rel + im_head * re_rel - im_tail
-    return gamma - torch.stack([re_s, im_s], dim=0).norm(dim=0).sum(dim=2)
-
-def official_loss(model, pos: torch.Tensor, neg: torch.Tensor, mode: str, weight: torch.Tensor, cfg: KGEConfig) -> torch.Tensor:
-    "The official `train_step` loss (data terms, penalty via the model, L3 regulariser)."
-    ns = official_forward(model, pos, neg, 'head-batch' if mode == 'head' else 'tail-batch')
-    if cfg.adv_temperature: ns = (F.softmax(ns * cfg.adv_temperature, dim=1).detach() * F.logsigmoid(-ns)).sum(dim=1)
-    else: ns = F.logsigmoid(-ns).mean(dim=1)
-    ps = F.logsigmoid(official_forward(model, pos)).squeeze(dim=1)
-    if cfg.uni_weight: pl, nl = -ps.mean(), -ns.mean()
-    else: pl, nl = -(weight * ps).sum() / weight.sum(), -(weight * ns).sum() / weight.sum()
-    loss = (pl + nl) / 2
-    if cfg.model == 'rotpro' and cfg.penalty: loss = loss + model.penalty()
-    if cfg.regularization: loss = loss + cfg.regularization * model.l3_regularization()
-    return loss
 
 # %% ../../nbs/22_rotpro.train.ipynb #86b5628d
 def load_run(run_dir: str | os.PathLike, weights: str = 'final') -> tuple[KGEModel, KGEConfig, dict]:
-    "The model (eval mode), configuration and data description of a run directory; `weights` is 'final' (last.pt) or 'best' (best.pt)."
+    """The model (eval mode), configuration and data description of a run directory; `weights` is 'final' (last.pt) or
+    'best' (best.pt)."""
     run_dir = Path(run_dir)
-    cfg_path = run_dir/'config.json'
-    if not cfg_path.exists(): raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json (train one with `reprbook-kge train --out {run_dir}`).")
+    cfg_path = run_dir / 'config.json'
+    if not cfg_path.exists():
+        raise FileNotFoundError(
+            f"{run_dir} is not a run directory: it has no config.json (train one with `reprbook-kge train --out "
+            f"{run_dir}`)."
+        )
     meta = json.loads(cfg_path.read_text())
     cfg = KGEConfig(**meta['config'])
     ck = {'final': 'last.pt', 'best': 'best.pt'}.get(weights)
-    if ck is None: raise ValueError(f"weights must be 'final' or 'best', got {weights!r}")
-    if not (run_dir/ck).exists():
-        raise FileNotFoundError(f"{run_dir} has no {ck}" + (" (best.pt exists only when training validated: --eval-every)" if weights == 'best' else ''))
+    if ck is None:
+        raise ValueError(f"weights must be 'final' or 'best', got {weights!r}")
+    if not (run_dir / ck).exists():
+        raise FileNotFoundError(
+            f"{run_dir} has no {ck}"
+            + (" (best.pt exists only when training validated: --eval-every)" if weights == 'best' else '')
+        )
     model = build_model(cfg, meta['data']['n_entities'], meta['data']['n_relations'])
-    model.load_state_dict(load_checkpoint(run_dir/ck)['model'])
+    model.load_state_dict(load_checkpoint(run_dir / ck)['model'])
     return model.eval(), cfg, meta
+
 
 def _check_same_dicts(kg: KG, meta: dict):
     d = meta['data']
     if (kg.n_entities, kg.n_relations) != (d['n_entities'], d['n_relations']):
-        raise ValueError(f"The data has {kg.n_entities} entities and {kg.n_relations} relations, the run was trained on "
-                         f"{d['n_entities']} and {d['n_relations']} ({d['name']}): pass the run's data directory.")
+        raise ValueError(
+            f"The data has {kg.n_entities} entities and {kg.n_relations} relations, the run was trained on "
+            f"{d['n_entities']} and {d['n_relations']} ({d['name']}): pass the run's data directory."
+        )
     for k in ('entities.dict', 'relations.dict'):
-        a = next((v for f, v in kg.files.items() if f.startswith(k)), None); b = next((v for f, v in d['files_md5'].items() if f.startswith(k)), None)
-        if a and b and a != b: raise ValueError(f"{k} of the data differs from the one the run was trained on (md5 {a} vs {b}): ids would mean other entities.")
+        a = next((v for f, v in kg.files.items() if f.startswith(k)), None)
+        b = next((v for f, v in d['files_md5'].items() if f.startswith(k)), None)
+        if a and b and a != b:
+            raise ValueError(
+                f"{k} of the data differs from the one the run was trained on (md5 {a} vs {b}): ids would mean "
+                f"other entities."
+            )
 
-def evaluate_run(run_dir: str | os.PathLike, data: str | os.PathLike | KG | None = None, split: str = 'test',
-                 weights: str = 'final', batch_size: int | None = None, progress: bool = False, by_relation: bool = True) -> dict:
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike | KG | None = None,
+    split: str = 'test',
+    weights: str = 'final',
+    batch_size: int | None = None,
+    progress: bool = False,
+    by_relation: bool = True,
+) -> dict:
     "Evaluate a run directory on `split` of `data` (default: the data it was trained on); write and return the metrics."
     run_dir = Path(run_dir)
     model, cfg, meta = load_run(run_dir, weights)
-    if isinstance(data, KG): kg = data
+    if isinstance(data, KG):
+        kg = data
     else:
         src = data or meta['data']['path'] or meta['data']['name']
         kg = load_kg(src)
     _check_same_dicts(kg, meta)
     if kg.regions is not None and split in ('valid', 'test'):
-        res = {'auc_pr': countries_auc_pr(model, kg, split), 'protocol': 'countries AUC-PR over regions.list, unfiltered'}
-        res.update({k: v for k, v in evaluate(model, kg, split, batch_size=batch_size, by_relation=False).items() if k in ('mrr', 'mr', 'hits@1', 'hits@3', 'hits@10', 'tie_modes')})
+        res = {
+            'auc_pr': countries_auc_pr(model, kg, split),
+            'protocol': 'countries AUC-PR over regions.list, unfiltered',
+        }
+        res.update(
+            {
+                k: v
+                for k, v in evaluate(model, kg, split, batch_size=batch_size, by_relation=False).items()
+                if k in ('mrr', 'mr', 'hits@1', 'hits@3', 'hits@10', 'tie_modes')
+            }
+        )
     else:
         res = evaluate(model, kg, split, batch_size=batch_size, progress=progress, by_relation=by_relation)
-    res.update(run=str(run_dir), weights=weights, data=kg.name, model=cfg.model, step=load_checkpoint(run_dir/('last.pt' if weights == 'final' else 'best.pt')).get('step'))
-    with atomic_write(run_dir/f'metrics_{split}_{weights}.json', 'w') as f: json.dump(res, f, indent=1)
+    res.update(
+        run=str(run_dir),
+        weights=weights,
+        data=kg.name,
+        model=cfg.model,
+        step=load_checkpoint(run_dir / ('last.pt' if weights == 'final' else 'best.pt')).get('step'),
+    )
+    with atomic_write(run_dir / f'metrics_{split}_{weights}.json', 'w') as f:
+        json.dump(res, f, indent=1)
     return res
