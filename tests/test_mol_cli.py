@@ -98,13 +98,14 @@ def test_errors_are_one_line(run, tmp_path):
         (('predict', '--model', tmp_path/'other', '--csv', d/'new.csv', '--smiles-col', 'smiles', '--out', tmp_path/'p.csv'),
          'another featuriser configuration (max_spd 10 there, 20 here)'),
         (('predict', '--model', d/'model', '--csv', d/'new.csv', '--smiles-col', 'mol', '--out', tmp_path/'p.csv'), "no column 'mol'"),
+        (('pretrain', '--stage', 2, '--preset', 'ci_smoke', '--out', tmp_path/'p2'), 'pass its directory or checkpoint with --parent'),
     ]
     for args, expected in cases:
         r = mol(*args, cwd=tmp_path, env=env)
         assert r.returncode == 1, (args, r.stdout, r.stderr)
         assert r.stderr.count('\n') == 1 and r.stderr.startswith('reprbook-mol ') and expected in r.stderr, r.stderr
         assert 'Traceback' not in r.stderr
-    assert not (tmp_path/'m').exists() and not (tmp_path/'p.csv').exists()   # nothing written
+    assert not any((tmp_path/f).exists() for f in ('m', 'p.csv', 'p2'))   # nothing written
 
 
 def test_no_arguments_prints_help_and_does_nothing(tmp_path):

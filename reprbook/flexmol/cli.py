@@ -220,8 +220,8 @@ def _finetune_lines(m: dict) -> list[str]:
     for part in ('valid', 'test'):
         r = m[part]
         extra = f" ({r['tasks_skipped']} single-class task(s) skipped)" if r.get('tasks_skipped') else ''
-        realised = ', '.join(f'{k} {v}' for k, v in r['realised'].items())
-        lines.append(f"{part}: {key} {_fmt(r.get(key))}{extra}, realised {realised}")
+        status = ', '.join(f'{k} {v}' for k, v in r['status'].items())
+        lines.append(f"{part}: {key} {_fmt(r.get(key))}{extra}; molecules: {status}")
     lines.append(f"best validation at step {m['best_step']} of {m['steps']} ({m['epochs_run']} epochs"
                  + (', stopped early)' if m['stopped_early'] else ')'))
     return lines

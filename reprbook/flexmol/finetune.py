@@ -7,7 +7,7 @@ Docs: https://reprbook.github.io/reprbook/flexmol.finetune.html.md"""
 # %% ../../nbs/35_flexmol.finetune.ipynb #3ed22709
 from __future__ import annotations
 import copy, json, math, time
-from dataclasses import dataclass, asdict, fields, replace
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Sequence
 import numpy as np
@@ -21,11 +21,12 @@ from .model import FlexMol, FlexMolConfig, MODALITIES, GROUPS, freeze
 from .featurize import CONF_STATUSES, HAS_3D_STATUSES, featurizer_config
 from .datasets import MolDataset, molecules_from_smiles, mol_config, make_batches
 from .splits import scaffold_split
+from .pretrain import load_pretrained
 
 # %% auto #0
-__all__ = ['masked_bce', 'masked_mse', 'roc_auc', 'masked_roc_auc', 'TaskInfo', 'regression_metrics', 'finetune_model', 'usable',
-           'forward_all', 'evaluate', 'StagedUnfreeze', 'FinetuneConfig', 'split_indices', 'fit', 'predict',
-           'save_model_dir', 'load_model_dir']
+__all__ = ['masked_bce', 'masked_mse', 'roc_auc', 'masked_roc_auc', 'TaskInfo', 'regression_metrics', 'featurizer_mismatch',
+           'finetune_model', 'usable', 'forward_all', 'evaluate', 'StagedUnfreeze', 'FinetuneConfig', 'split_indices',
+           'fit', 'predict', 'save_model_dir', 'load_model_dir']
 
 # %% ../../nbs/35_flexmol.finetune.ipynb #598c474a
 def masked_bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -109,21 +110,12 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     return {**{m: float(np.nanmean(v)) if not np.isnan(v).all() else float('nan') for m, v in out.items()},
             **{f'{m}_per_task': v for m, v in out.items()}}
 
-# %% ../../nbs/35_flexmol.finetune.ipynb #51a92de0
-def _read_pretrained(path: str | Path) -> tuple[dict, FlexMolConfig, dict]:
-    "State dict, model config and provenance of a pre-training (or fine-tuning) checkpoint file or model directory."
-    path = Path(path)
-    if path.is_dir(): path = path/'model.pt'
-    st = load_checkpoint(path)
-    cfg = st.get('model_config') or st.get('config')
-    if isinstance(cfg, str): cfg = json.loads(cfg)
-    if isinstance(cfg, dict) and 'model' in cfg and isinstance(cfg['model'], dict): cfg = cfg['model']
-    if not isinstance(cfg, dict) or 'model' not in st:
-        raise ValueError(f"{path} is not a FlexMol checkpoint (it has no model weights and model configuration); "
-                         "pass a checkpoint written by reprbook.flexmol pre-training or fine-tuning.")
-    names = {f.name for f in fields(FlexMolConfig)}
-    info = dict(source=str(path), featurizer=st.get('featurizer'), stage=st.get('stage'))
-    return st['model'], FlexMolConfig(**{k: v for k, v in cfg.items() if k in names}), info
+# %% ../../nbs/35_flexmol.finetune.ipynb #09da8242
+def featurizer_mismatch(stored: dict | None) -> str:
+    "'' if a checkpoint's featuriser settings `stored` are this version's, else what differs (RDKit version aside)."
+    stored, now = stored or {}, featurizer_config(explicit_h=False)
+    keys = sorted(set(stored) | set(now) - {'rdkit'})
+    return ', '.join(f'{k} {stored.get(k)} there, {now.get(k)} here' for k in keys if stored.get(k) != now.get(k))
 
 def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smoke', n_tasks: int = 1, seed: int = 0,
                    **overrides) -> tuple[FlexMol, dict]:
@@ -136,7 +128,13 @@ def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smo
     elif isinstance(source, FlexMolConfig): cfg = source
     elif source is None or (isinstance(source, str) and source in ('ci_smoke', 'cpu', 'gpu_full')):
         cfg = mol_config(source or 'ci_smoke')
-    else: state, cfg, info = _read_pretrained(source)
+    else:
+        pre, feat, meta = load_pretrained(source)
+        if diff := featurizer_mismatch(feat):
+            raise ValueError(f"{source} was trained with another featuriser configuration ({diff}); pre-train with "
+                             "this version or fine-tune with the version that wrote it.")
+        cfg, state = pre.cfg, pre.state_dict()
+        info = dict(source=str(source), stage=meta.get('stage'), parent_hash=meta.get('checkpoint_hash'))
     cfg = replace(cfg, n_tasks=n_tasks, **overrides)
     seed_everything(seed)
     model = FlexMol(cfg)
@@ -177,10 +175,12 @@ def forward_all(model: FlexMol, graphs: Sequence, modality: str, batch_size: int
 
 def evaluate(model: FlexMol, graphs: Sequence, task_info: TaskInfo, modality: str = 'auto',
              batch_size: int = 64) -> dict:
-    "Task metrics of `model` on the usable `graphs` (targets in `graph.y`), the realised-modality counts and `score`."
+    "Task metrics of `model` on the usable `graphs` (targets in `graph.y`), the counts per status and `score`."
     graphs = [g for g in graphs if usable(g, modality) is None]
     raw, realised = forward_all(model, graphs, modality, batch_size)
-    res = dict(n=len(graphs), realised={k: int((realised == i).sum()) for i, k in enumerate(('both', '2d', '3d'))})
+    decoders = model.cfg.fusion != 'real_only'
+    names = ('both', '2d (generated 3d)' if decoders else '2d', '3d (generated 2d)' if decoders else '3d')
+    res = dict(n=len(graphs), status={k: int((realised == i).sum()) for i, k in enumerate(names)})
     if not graphs: return {**res, 'score': float('nan')}
     y = torch.cat([g.y for g in graphs]).float()
     if task_info.task == 'classification':
@@ -313,7 +313,7 @@ def fit(model_or_checkpoint, dataset: MolDataset, task: str = 'classification', 
     data = lambda epoch: make_batches(train, cfg.batch_size, cfg.seed, epoch, targets=True)
     trainer.fit(data, epochs=cfg.epochs, max_steps=max_steps)
     best.load_best(model, run_dir)
-    model.task_info = task_info
+    model.task_info, model.provenance = task_info, source
     record = dict(task=cfg.task, modality=cfg.modality, targets=targets, source=source, config=asdict(cfg),
                   n={'train': len(train), 'valid': len(valid), 'test': len(test)},
                   excluded=dict(zip(('train', 'valid', 'test'), excluded)),
@@ -374,8 +374,10 @@ def save_model_dir(path: str | Path, model: FlexMol, featurizer: dict | None = N
     "Write `model.pt`, `config.json` and `featurizer.json` of a fine-tuned `model` into the directory `path`."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     task_info, feat = model.task_info, featurizer or getattr(model, 'featurizer', None) or featurizer_config()
+    prov = getattr(model, 'provenance', None) or {}
     save_checkpoint(path/'model.pt', model=model.state_dict(), model_config=asdict(model.cfg),
-                    task_info=asdict(task_info), featurizer=feat, stage='finetune')
+                    task_info=asdict(task_info), featurizer=feat, stage='finetune', parent=prov.get('source'),
+                    parent_hash=prov.get('parent_hash'))
     for name, obj in (('config.json', {'model': asdict(model.cfg), 'task': asdict(task_info), **(extra or {})}),
                       ('featurizer.json', feat)):
         with atomic_write(path/name, 'w') as f: json.dump(obj, f, indent=1, default=str)
@@ -389,12 +391,9 @@ def load_model_dir(path: str | Path) -> FlexMol:
                                 "fine-tuning run.")
     st = load_checkpoint(path/'model.pt')
     if 'task_info' not in st: raise ValueError(f"{path/'model.pt'} is not a fine-tuned model; fine-tune it first.")
-    stored, now = st.get('featurizer') or {}, featurizer_config(explicit_h=False)
-    keys = sorted(set(stored) | set(now) - {'rdkit'})
-    diff = {k: (stored.get(k), now.get(k)) for k in keys if stored.get(k) != now.get(k)}
-    if diff:
-        what = ', '.join(f'{k} {a} there, {b} here' for k, (a, b) in diff.items())
-        raise ValueError(f"{path} was trained with another featuriser configuration ({what}); retrain it with this "
+    stored = st.get('featurizer') or {}
+    if diff := featurizer_mismatch(stored):
+        raise ValueError(f"{path} was trained with another featuriser configuration ({diff}); retrain it with this "
                          "version (reprbook-mol finetune) or predict with the reprbook version that wrote it.")
     model = FlexMol(FlexMolConfig(**st['model_config']))
     model.load_state_dict(st['model'])
