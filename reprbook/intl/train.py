@@ -24,7 +24,7 @@ from ..core import Trainer, atomic_write, seed_everything
 from .data import (ImageData, NORMALISATION, TensorAugment, cifar_views, eval_transform, imagenet_views,
                                 load_cifar10, load_cifar10_sample, load_cifar100)
 from .methods import METHODS, SSLMethod, SSLNet, count_params, make_method, projector, resnet_backbone
-from .spectral import spectrum_stats
+from .spectral import resolve_solver, spectrum_stats
 
 # %% ../../nbs/13_intl.train.ipynb #c5318443
 @torch.no_grad()
@@ -319,7 +319,9 @@ def train_ssl(cfg: SSLConfig, train: ImageData | None = None, test: ImageData | 
     rec = {'config': asdict(cfg), 'source': train.source, 'n_train': len(train), 'n_test': len(test),
            'params_backbone': count_params(model.net.backbone), 'params_projector': count_params(model.net.projector),
            'history': history, 'steps': trainer.step, 'train_s': sum(h.get('epoch_time_s', 0.0) for h in history)}
-    if cfg.method in ('intl', 'iternorm_only'): rec['solver'] = cfg.method_kwargs.get('solver', 'auto')
+    if cfg.method in ('intl', 'iternorm_only', 'intl_m') and cfg.method_kwargs.get('axis', 0) == 0:   # P_T's solver
+        rec['solver'] = resolve_solver(cfg.method_kwargs.get('solver', 'auto'), m=cfg.batch_size, V=len(aug.views),
+                                       device=dev)
     if trainer.epoch >= cfg.epochs:
         rec['final'] = evaluate(model.net, train, test, cfg.img_size, cfg.linear_epochs, cfg.seed, norm)
     return rec, trainer
