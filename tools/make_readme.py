@@ -11,7 +11,8 @@ from nbconvert import MarkdownExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 DIRECTIVE = re.compile(r'^\s*#\|\s*(.*)$')
-HIDE = {'hide', 'export', 'exporti', 'exports', 'default_exp', 'include: false', 'echo: false'}
+HIDE = {'hide', 'export', 'exporti', 'exports', 'default_exp', 'include: false'}
+NO_ECHO = 'echo: false'    # Quarto's meaning: show the cell's output, not its code
 
 def _directives(src):
     return [m.group(1).strip() for m in map(DIRECTIVE.match, src.splitlines()) if m]
@@ -22,6 +23,12 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
     for c in nb.cells:
         ds = _directives(c.source) if c.cell_type == 'code' else []
         if any(d.split()[0] in HIDE or d in HIDE for d in ds if d): continue
+        if c.cell_type == 'code' and NO_ECHO in ds:
+            for o in c.get('outputs', []):      # the output alone, as Markdown when the cell displayed Markdown
+                data = o.get('data', {})
+                text = data.get('text/markdown') or o.get('text') or data.get('text/plain') or ''
+                if text: cells.append(nbformat.v4.new_markdown_cell(text))
+            continue
         if c.cell_type == 'code':
             c.source = '\n'.join(l for l in c.source.splitlines() if not DIRECTIVE.match(l))
         cells.append(c)
