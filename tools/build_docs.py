@@ -37,6 +37,20 @@ KATEX_FILES = ('katex.min.js', 'katex.min.css', 'fonts')
 # The sidebar groups pages by the first digit of the notebook's number: 0x Foundation, 1x INTL, 2x Rot-Pro, 3x FlexMol.
 CHAPTERS = {'0': 'Foundation', '1': 'INTL', '2': 'Rot-Pro', '3': 'FlexMol'}
 OTHER_SECTION = 'More'
+# Each paper chapter: its paper and official code (linked under every page's title) and a card on the home page.
+PAPERS = {
+    '1': dict(paper='Modulate Your Spectrum in Self-Supervised Learning', venue='Weng et al., ICLR 2024',
+              paper_url='https://arxiv.org/abs/2305.16789', code='winci-ai/INTL', code_url='https://github.com/winci-ai/INTL',
+              blurb='Whitening is one spectral transformation among many; IterNorm with a trace loss equalises the '
+                    "embedding's eigenvalues and avoids dimensional collapse."),
+    '2': dict(paper='Rot-Pro: Modeling Transitivity by Projection in Knowledge Graph Embedding', venue='Song et al., NeurIPS 2021',
+              paper_url='https://arxiv.org/abs/2110.14450', code='tewiSong/Rot-Pro', code_url='https://github.com/tewiSong/Rot-Pro',
+              blurb='An idempotent projection followed by a relational rotation models transitive relations, which '
+                    'rotations alone cannot.'),
+    '3': dict(paper='FlexMol: flexible 2D/3D molecular pre-training', venue='Song et al., CIKM 2025',
+              paper_url='https://arxiv.org/abs/2510.07035', code='tewiSong/FlexMol', code_url='https://github.com/tewiSong/FlexMol',
+              blurb='Separate 2D and 3D encoders that share attention, with decoders that generate the missing modality.'),
+}
 
 import yaml
 from markdown_it import MarkdownIt
@@ -88,7 +102,7 @@ def sidebar_sections(nbs: Path = NBS, only: set | None = None) -> list[tuple[str
         rel = p.relative_to(nbs).as_posix()
         if only is not None and rel not in only: continue
         if p.stem == 'index' and p.parent == nbs: top.insert(0, rel); continue
-        m = re.match(r'(\d)\d*_', p.name)
+        m = re.match(r'(\d)[\da-z]*_', p.name)
         title = CHAPTERS.get(m.group(1), OTHER_SECTION) if m else OTHER_SECTION
         groups.setdefault(title, []).append(rel)
     order = list(CHAPTERS.values()) + [OTHER_SECTION]
@@ -223,16 +237,67 @@ def _heading_ids(state):
         toc.append((int(tok.tag[1]), hid, text.strip()))
 
 
+def _escaped(src: str, pos: int) -> bool:
+    n = 0
+    while pos - 1 - n >= 0 and src[pos - 1 - n] == '\\': n += 1
+    return n % 2 == 1
+
+
+def pandoc_inline_math(state, silent: bool) -> bool:
+    """Pandoc's `tex_math_dollars` inline rule. `$...$`: the opening `$` is followed by a non-space; the closing `$` is
+    the next unescaped one, and it must follow a non-space and not be followed by a digit (so `$5 and $6` stay text).
+    `$$...$$`: display math inside a paragraph. No blank line inside either. (mdit-py-plugins' own rule, with
+    `allow_digits=False`, also looks at the character *before* an opening `$` at the start of a paragraph, which is
+    the paragraph's last character: `$x$ is 3` stayed raw text.)"""
+    src, pos = state.src, state.pos
+    if src[pos] != '$' or _escaped(src, pos): return False
+    double = src.startswith('$$', pos)
+    start = pos + (2 if double else 1)
+    if start >= len(src): return False
+    if not double and src[start].isspace(): return False
+    end = start
+    while True:
+        end = src.find('$$' if double else '$', end)
+        if end < 0: return False
+        if not _escaped(src, end): break
+        end += 1
+    text = src[start:end]
+    if not text.strip() or re.search(r'\n[ \t]*\n', text): return False
+    if not double and (text[-1].isspace() or src[end + 1:end + 2].isdigit()): return False
+    if not silent:
+        tok = state.push('math_inline_double' if double else 'math_inline', 'math', 0)
+        tok.content, tok.markup = text, '$$' if double else '$'
+    state.pos = end + (2 if double else 1)
+    return True
+
+
+_CONTROL_ESCAPES = {'\t': '\\t', '\x08': '\\b', '\x0c': '\\f', '\x0b': '\\v'}
+
+
+def math_tex(tex: str, env: dict) -> str:
+    """TeX with the control characters a JSON escape leaves (`"\\times"` written as `"\times"` holds a TAB and
+    `imes`) turned back into the commands they ate; each repair is noted in `env['control_chars']`."""
+    if not any(c in tex for c in _CONTROL_ESCAPES): return tex
+    env.setdefault('control_chars', []).append(tex.strip()[:60])
+    return ''.join(_CONTROL_ESCAPES.get(c, c) if c != '\t' or (i + 1 < len(tex) and tex[i + 1].isalpha()) else ' '
+                   for i, c in enumerate(tex))
+
+
 def make_markdown() -> MarkdownIt:
     md = MarkdownIt('commonmark', {'html': True, 'typographer': True,
                                    'highlight': lambda code, lang, attrs: highlight_code(code, lang)})
     md.enable(['table', 'strikethrough', 'replacements', 'smartquotes'])
-    # Pandoc's tex_math_dollars: no space inside the dollars, no digit after the closing one, `$$` display anywhere
+    # `$$...$$` blocks from mdit-py-plugins; inline `$...$` and `$$...$$` with Pandoc's own rule (below)
     md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True, allow_blank_lines=False,
            allow_labels=False)
+    md.inline.ruler.at('math_inline', pandoc_inline_math)
     # `$$...$$` inside a paragraph: Pandoc's <span class="math display"> (a div may not sit inside a <p>)
-    md.add_render_rule('math_inline_double',
-                       lambda self, tokens, idx, options, env: f'<span class="math display">{html.escape(tokens[idx].content)}</span>')
+    md.add_render_rule('math_inline_double', lambda self, tokens, idx, options, env:
+                       f'<span class="math display">{html.escape(math_tex(tokens[idx].content, env))}</span>')
+    md.add_render_rule('math_inline', lambda self, tokens, idx, options, env:
+                       f'<span class="math inline">{html.escape(math_tex(tokens[idx].content, env).strip())}</span>')
+    md.add_render_rule('math_block', lambda self, tokens, idx, options, env:
+                       f'<div class="math block">\n{html.escape(math_tex(tokens[idx].content, env).strip())}\n</div>\n')
     md.use(attrs_plugin, spans=True)
     md.use(container_plugin, name='div', marker=':', validate=lambda params, *a: bool(params.strip()), render=_render_div)
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
@@ -285,6 +350,36 @@ def _pre(text: str, cls: str) -> str:
     return f'<div class="cell-output {cls}"><pre><code>{html.escape(text)}</code></pre></div>\n'
 
 
+_TABLE_SEP_RE = re.compile(r'^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$|^\s*\|\s*:?-{3,}:?\s*\|\s*$')
+
+
+def split_markdown_tables(text: str) -> list[tuple[str, str]]:
+    """Printed text cut into ('text', ...) and ('table', ...) pieces: a Markdown pipe table (a header row with pipes,
+    a `|---|---|` separator, rows with pipes) that a cell printed, e.g. with `core.markdown_table`."""
+    lines, out, i, start = text.split('\n'), [], 0, 0
+    while i < len(lines) - 1:
+        if '|' in lines[i] and _TABLE_SEP_RE.match(lines[i + 1]):
+            j = i + 2
+            while j < len(lines) and '|' in lines[j] and lines[j].strip(): j += 1
+            if i > start: out.append(('text', '\n'.join(lines[start:i])))
+            out.append(('table', '\n'.join(lines[i:j])))
+            start = i = j
+        else: i += 1
+    if start < len(lines): out.append(('text', '\n'.join(lines[start:])))
+    return [(k, v) for k, v in out if k == 'table' or v.strip()]
+
+
+def render_printed(text: str, cls: str, env: dict) -> str:
+    "Printed text as a Quarto page shows it, except that Markdown tables in it are rendered as tables."
+    pieces = split_markdown_tables(text)
+    if not any(k == 'table' for k, _ in pieces): return _pre(text, cls)
+    out = []
+    for k, v in pieces:
+        if k == 'text': out.append(_pre(v.strip('\n'), cls))
+        else: out.append(f'<div class="cell-output cell-output-display printed-table">{render_markdown(v, env)}</div>\n')
+    return ''.join(out)
+
+
 @dataclass
 class Page:
     src: Path                       # the notebook in nbs/
@@ -295,6 +390,7 @@ class Page:
     body: str = ''
     toc: list = field(default_factory=list)
     figures: dict = field(default_factory=dict)      # site-relative path -> bytes
+    notes: list = field(default_factory=list)        # problems in the notebook's text the build repaired or found
 
 
 def output_file(rel: str, fm: dict) -> str:
@@ -308,7 +404,7 @@ def render_output(o: dict, opts: dict, page: Page, fig_id: str, env: dict) -> st
     if t == 'stream':
         text = _clean_stream(_text(o.get('text')))
         if not text.strip(): return ''
-        return _pre(text, f'cell-output-{o.get("name", "stdout")}')
+        return render_printed(text, f'cell-output-{o.get("name", "stdout")}', env)
     if t == 'error':
         return _pre(_ANSI_RE.sub('', '\n'.join(o.get('traceback') or [f'{o.get("ename")}: {o.get("evalue")}'])), 'cell-output-error')
     data = o.get('data') or {}
@@ -321,8 +417,11 @@ def render_output(o: dict, opts: dict, page: Page, fig_id: str, env: dict) -> st
         raw = _text(v).encode() if ext == 'svg' else base64.b64decode(_text(v))
         path = f'{Path(page.out).stem}_files/figure-html/{fig_id}.{ext}'
         page.figures[(Path(page.out).parent/path).as_posix()] = raw
-        alt = html.escape(opts.get('fig-alt') or opts.get('fig-cap') or '')
-        img = f'<img src="{path}" alt="{alt}" class="figure-img">'
+        alt = opts.get('fig-alt') or opts.get('fig-cap')
+        if not alt:                       # Quarto leaves it empty; the test lists these cells for their notebooks
+            page.notes.append(f'figure {fig_id} has neither `#| fig-cap` nor `#| fig-alt`')
+            alt = f'Figure from the code cell above ({page.title})'
+        img = f'<a href="{path}" class="figure-link" title="Open the full-size image"><img src="{path}" alt="{html.escape(_strip_tags(render_markdown(str(alt), {})))}" class="figure-img"></a>'
         cap = f'<figcaption>{render_markdown(str(opts["fig-cap"]), env)}</figcaption>' if opts.get('fig-cap') else ''
         return f'<div class="cell-output cell-output-display"><figure class="figure">{img}{cap}</figure></div>\n'
     if mime == 'text/html': return f'<div class="cell-output cell-output-display">{_text(v)}</div>\n'
@@ -334,7 +433,7 @@ def render_output(o: dict, opts: dict, page: Page, fig_id: str, env: dict) -> st
         if not tex.startswith('$'): tex = f'$$\n{tex}\n$$'
         return f'<div class="cell-output cell-output-display">{render_markdown(tex, env)}</div>\n'
     text = _text(v)
-    return _pre(text, 'cell-output-display') if text.strip() else ''
+    return render_printed(text, 'cell-output-display', env) if text.strip() else ''
 
 
 def render_code_cell(cell: dict, page: Page, idx: int, env: dict, lang: str) -> str:
@@ -387,6 +486,8 @@ def render_notebook(proc: Path, src: Path, rel: str) -> Page:
             if 'html' in fmt: parts.append(_text(c.get('source')))
     page.body = ''.join(parts)
     page.toc = [(lvl, hid, text) for lvl, hid, text in env.get('toc', []) if lvl in (2, 3)]
+    page.notes += [f'a control character (TAB from a `\\t` escape?) in the math `{t}`: repaired here, fix the notebook'
+                   for t in env.get('control_chars', [])]
     return page
 
 
@@ -448,9 +549,35 @@ def fix_links(page: Page, pages_by_src: dict, site_url: str, out_dir: Path, copi
 # ---------------------------------------------------------------------------------------------------------------
 # Layout, search index
 # ---------------------------------------------------------------------------------------------------------------
+_TEX_SYMBOLS = {
+    'alpha': 'α', 'beta': 'β', 'gamma': 'γ', 'delta': 'δ', 'epsilon': 'ε', 'varepsilon': 'ε', 'zeta': 'ζ', 'eta': 'η',
+    'theta': 'θ', 'vartheta': 'θ', 'iota': 'ι', 'kappa': 'κ', 'lambda': 'λ', 'mu': 'μ', 'nu': 'ν', 'xi': 'ξ', 'pi': 'π',
+    'rho': 'ρ', 'sigma': 'σ', 'tau': 'τ', 'upsilon': 'υ', 'phi': 'φ', 'varphi': 'φ', 'chi': 'χ', 'psi': 'ψ', 'omega': 'ω',
+    'Gamma': 'Γ', 'Delta': 'Δ', 'Theta': 'Θ', 'Lambda': 'Λ', 'Xi': 'Ξ', 'Pi': 'Π', 'Sigma': 'Σ', 'Phi': 'Φ', 'Psi': 'Ψ',
+    'Omega': 'Ω', 'sum': '∑', 'prod': '∏', 'int': '∫', 'partial': '∂', 'nabla': '∇', 'infty': '∞', 'times': '×',
+    'cdot': '·', 'cdots': '⋯', 'ldots': '…', 'dots': '…', 'leq': '≤', 'le': '≤', 'geq': '≥', 'ge': '≥', 'neq': '≠',
+    'ne': '≠', 'approx': '≈', 'sim': '∼', 'propto': '∝', 'in': '∈', 'notin': '∉', 'subset': '⊂', 'subseteq': '⊆',
+    'cup': '∪', 'cap': '∩', 'to': '→', 'rightarrow': '→', 'leftarrow': '←', 'Rightarrow': '⇒', 'mapsto': '↦',
+    'forall': '∀', 'exists': '∃', 'pm': '±', 'otimes': '⊗', 'odot': '⊙', 'circ': '∘', 'top': '⊤', 'perp': '⊥',
+    'lVert': '‖', 'rVert': '‖', 'Vert': '‖', '|': '‖', 'lvert': '|', 'rvert': '|', 'langle': '⟨', 'rangle': '⟩',
+    'sqrt': '√', 'ell': 'ℓ', 'emptyset': '∅', 'quad': ' ', 'qquad': ' ', ',': ' ', ';': ' ', '!': '', ' ': ' ',
+}
+
+
+def tex_to_text(tex: str) -> str:
+    "A plain-text reading of TeX for search snippets: Greek letters and symbols as Unicode, no commands or braces."
+    t = re.sub(r'\\(?:frac|dfrac|tfrac)\s*\{([^{}]*)\}\s*\{([^{}]*)\}', r'(\1)/(\2)', tex)
+    t = re.sub(r'\\(?:text|textrm|mathrm|operatorname|mathbf|mathbb|mathcal|boldsymbol|bm|mathit|mathsf|hat|bar|tilde|'
+               r'widehat|widetilde|overline|vec)\s*', '', t)
+    t = re.sub(r'\\(left|right|big|Big|bigg|Bigg)(?![a-zA-Z])', '', t)
+    t = re.sub(r'\\([a-zA-Z]+|.)', lambda m: _TEX_SYMBOLS.get(m.group(1), m.group(1)), t)
+    t = t.replace('{', '').replace('}', '').replace('&', ' ').replace('~', ' ')
+    return re.sub(r'\s+', ' ', t).strip()
+
+
 def _strip_tags(s: str) -> str:
     s = re.sub(r'<(script|style)\b.*?</\1>', ' ', s, flags=re.S)
-    s = re.sub(r'<span class="math[^"]*">(.*?)</span>', r' \1 ', s, flags=re.S)
+    s = re.sub(r'<(span|div) class="math[^"]*">(.*?)</\1>', lambda m: f' {tex_to_text(html.unescape(m.group(2)))} ', s, flags=re.S)
     return re.sub(r'\s+', ' ', html.unescape(re.sub(r'<[^>]+>', ' ', s))).strip()
 
 
@@ -471,7 +598,11 @@ def sidebar_html(sections, pages_by_src: dict, current: Page) -> str:
         p = pages_by_src.get(rel)
         if p is None: return ''
         active = ' class="active" aria-current="page"' if p is current else ''
-        return f'<li><a href="{html.escape(_relpath(p.out, current.out))}"{active}>{html.escape(p.title)}</a></li>'
+        sub = ''
+        if p is current and p.toc:
+            sub = '<ul class="sidebar-toc">' + ''.join(f'<li><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>'
+                                                       for lvl, hid, text in p.toc if lvl == 2) + '</ul>'
+        return f'<li><a href="{html.escape(_relpath(p.out, current.out))}"{active}>{html.escape(p.title)}</a>{sub}</li>'
     out = ['<ul class="sidebar-menu">']
     for title, files in sections:
         if title is None: out += [item(r) for r in files]
@@ -487,6 +618,213 @@ def toc_html(page: Page) -> str:
     if not page.toc: return ''
     items = ''.join(f'<li class="toc-{lvl}"><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>' for lvl, hid, text in page.toc)
     return f'<h2 id="toc-title">On this page</h2><ul>{items}</ul>'
+
+
+def _chapter_key(rel: str) -> str | None:
+    m = re.match(r'(\d)[\da-z]*_', Path(rel).name)
+    return m.group(1) if m else None
+
+
+def chapter_links_html(page: Page) -> str:
+    "Under a chapter page's title: the paper and its official code."
+    info = PAPERS.get(_chapter_key(page.rel) or '')
+    if not info: return ''
+    return (f'<p class="chapter-links">Paper: <a href="{info["paper_url"]}">{html.escape(info["paper"])}</a> '
+            f'({html.escape(info["venue"])}) · Official code: <a href="{info["code_url"]}"><code>{html.escape(info["code"])}</code></a></p>')
+
+
+def chapter_cards_html(sections, pages_by_src: dict, current: Page) -> str:
+    "The home page's cards: one per chapter, linking to its first page, its paper and its official code."
+    cards = []
+    for title, files in sections:
+        key = _chapter_key(files[0]) if title and files else None
+        if key is None: continue
+        first = pages_by_src[files[0]]
+        info = PAPERS.get(key)
+        pages = ''.join(f'<li><a href="{html.escape(_relpath(pages_by_src[f].out, current.out))}">{html.escape(pages_by_src[f].title)}</a></li>'
+                        for f in files)
+        extra = (f'<p class="card-paper"><em>{html.escape(info["paper"])}</em> ({html.escape(info["venue"])})</p>'
+                 f'<p class="card-blurb">{html.escape(info["blurb"])}</p>'
+                 f'<p class="card-links"><a href="{info["paper_url"]}">paper</a> · <a href="{info["code_url"]}">official code</a></p>'
+                 if info else '')
+        cards.append(f'<div class="chapter-card"><h3 class="card-title"><a href="{html.escape(_relpath(first.out, current.out))}">'
+                     f'{html.escape(title)}</a></h3>{extra}<ul class="card-pages">{pages}</ul></div>')
+    return f'<div class="chapter-cards" role="list">{"".join(cards)}</div>\n' if cards else ''
+
+
+def page_nav_html(order: list, current: Page) -> str:
+    "Previous and next page, in the sidebar's order."
+    i = order.index(current)
+    def link(p, cls, label):
+        return (f'<a class="{cls}" href="{html.escape(_relpath(p.out, current.out))}" rel="{cls[5:]}">'
+                f'<span class="page-nav-label">{label}</span><span class="page-nav-title">{html.escape(p.title)}</span></a>')
+    prev = link(order[i-1], 'page-prev', '← Previous') if i > 0 else '<span></span>'
+    nxt = link(order[i+1], 'page-next', 'Next →') if i + 1 < len(order) else '<span></span>'
+    return f'<nav class="page-nav" aria-label="Previous and next page">{prev}{nxt}</nav>'
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# show_doc as the site shows it (installed in nbdev's processing, so `nbdev-docs` after `--proc-only` shows the same)
+# ---------------------------------------------------------------------------------------------------------------
+SIG_WIDTH = 100                     # signatures wrap at this many columns (the text column shows about 110)
+_TWINS: dict = {}
+
+
+def _library_twin(sym):
+    """The library's own copy of `sym` when a notebook cell defined it: nbdev executes exported cells in `__main__`,
+    where there is no source, so docments (per-parameter and per-field comments) would be lost."""
+    f = sym.fget if isinstance(sym, property) else getattr(sym, '__func__', sym)
+    mod, qn = getattr(f, '__module__', None), getattr(f, '__qualname__', None)
+    if not qn or '<locals>' in qn or (mod and mod != '__main__'): return sym
+    if not _TWINS:
+        import importlib
+        from nbdev.config import get_config
+        try: syms = importlib.import_module(f'{get_config().lib_name}._modidx').d['syms']
+        except Exception: syms = {}
+        for m, names in syms.items():
+            for full in names: _TWINS.setdefault(full[len(m)+1:], []).append(m)
+        _TWINS.setdefault('', [])
+    mods = _TWINS.get(qn, [])
+    if len(mods) != 1: return sym
+    try:
+        import importlib, inspect
+        obj = importlib.import_module(mods[0])
+        for part in qn.split('.')[:-1]: obj = getattr(obj, part)
+        return inspect.getattr_static(obj, qn.split('.')[-1]) if '.' in qn else getattr(obj, qn)
+    except Exception: return sym
+
+
+def _member_kind(sym) -> str:
+    "'class', 'property', 'classmethod', 'staticmethod' or 'def' (a function or a method)."
+    import inspect
+    if inspect.isclass(sym): return 'class'
+    if isinstance(sym, (property, __import__('functools').cached_property)): return 'property'
+    if isinstance(sym, classmethod) or (inspect.ismethod(sym) and inspect.isclass(sym.__self__)): return 'classmethod'
+    if isinstance(sym, staticmethod): return 'staticmethod'
+    qn = getattr(sym, '__qualname__', '')
+    if inspect.isfunction(sym) and '.' in qn and '<locals>' not in qn:     # a plain function defined in a class body?
+        owner = _owner(sym)
+        if owner is not None and isinstance(inspect.getattr_static(owner, sym.__name__, None), staticmethod):
+            return 'staticmethod'
+    return 'def'
+
+
+def _owner(f):
+    import inspect, sys
+    mod = sys.modules.get(getattr(f, '__module__', None) or '')
+    obj = mod
+    try:
+        for part in f.__qualname__.split('.')[:-1]: obj = getattr(obj, part)
+    except AttributeError: return None
+    return obj if inspect.isclass(obj) else None
+
+
+def _anno_text(anno) -> str:
+    from fastcore.docments import _type_str
+    s = _type_str(anno)
+    while len(s) > 1 and s[0] == s[-1] and s[0] in '\'"': s = s[1:-1]       # `'X'` from a forward reference
+    return s
+
+
+def signature_text(sym, name: str, width: int = SIG_WIDTH) -> str:
+    """A readable signature: `class X(...)` for classes (no `->None`), `@property` / `@classmethod` marked, dataclass
+    fields and parameters with their comments one per line, no type guessed for an unannotated parameter (`x=None`,
+    not `x:NoneType=None`), `field(default_factory=f)` shown as `f()`."""
+    import dataclasses, inspect
+    from fastcore.docments import docments, empty
+    kind = _member_kind(sym)
+    if kind == 'property': fn = sym.fget if isinstance(sym, property) else sym.func
+    else: fn = getattr(sym, '__func__', sym)
+    if kind == 'class': target = sym if dataclasses.is_dataclass(sym) else sym.__init__
+    else: target = fn
+    try: sig = inspect.signature(sym if kind == 'class' else fn)
+    except (TypeError, ValueError): sig = None
+    try: dm = docments(target, full=True)
+    except Exception: dm = {}
+    factories = ({f.name: f.default_factory for f in dataclasses.fields(sym)}
+                 if kind == 'class' and dataclasses.is_dataclass(sym) else {})
+    plist = list(sig.parameters.items()) if sig else []
+    if plist and kind != 'class' and plist[0][0] in ('self', 'cls') and '.' in getattr(fn, '__qualname__', ''):
+        plist = plist[1:]                                        # the bound instance or class
+    params, star, prev = [], False, None
+    for k, p in plist:
+        if prev == p.POSITIONAL_ONLY and p.kind != prev: params.append(('/', ''))
+        if p.kind == p.KEYWORD_ONLY and not star: params.append(('*', '')); star = True
+        if p.kind == p.VAR_POSITIONAL: star = True
+        pre = '*' if p.kind == p.VAR_POSITIONAL else '**' if p.kind == p.VAR_KEYWORD else ''
+        anno = f':{_anno_text(p.annotation)}' if p.annotation is not empty else ''
+        f = factories.get(k, dataclasses.MISSING)
+        if f is not dataclasses.MISSING: default = f'={getattr(f, "__name__", "factory")}()'
+        elif p.default is not empty: default = '=' + (p.default.__name__ if hasattr(p.default, '__name__') else repr(p.default))
+        else: default = ''
+        doc = (dm.get(k) or {}).get('docment') if isinstance(dm, dict) else None
+        params.append((pre + k + anno + default, ' '.join(str(doc or '').split())))
+        prev = p.kind
+    if prev == inspect.Parameter.POSITIONAL_ONLY: params.append(('/', ''))
+    ret = ''
+    if sig is not None and kind != 'class' and sig.return_annotation is not empty:
+        ret = f'->{_anno_text(sig.return_annotation)}'
+    short = name if kind == 'class' else name.rsplit('.', 1)[-1]
+    deco = {'property': '@property\n', 'classmethod': '@classmethod\n', 'staticmethod': '@staticmethod\n'}.get(kind, '')
+    if kind == 'property': return f'{deco}def {short}(self){ret}:'
+    head = f'class {short}(' if kind == 'class' else f'{"async " if inspect.iscoroutinefunction(fn) else ""}def {short}('
+    tail = ')' if kind == 'class' else f'){ret}:'
+    one = head + ', '.join(f for f, _ in params) + tail
+    if not any(d for _, d in params) and len(one) <= width: return deco + one
+    lines = []
+    if any(d for _, d in params):                     # one per line, comments aligned where the width allows
+        col = min(max(len(f) for f, _ in params) + 6, width // 2)
+        for f, d in params:
+            line = f'    {f},'
+            lines.append(line + (' ' * max(1, col - len(line)) + f'# {d}' if d else ''))
+    else:
+        cur = '   '
+        for f, _ in params:
+            if len(cur) + len(f) + 2 > width and cur.strip(): lines.append(cur.rstrip()); cur = '   '
+            cur += f' {f},'
+        if cur.strip(): lines.append(cur.rstrip())
+        lines[-1] = lines[-1].rstrip(',')
+    return deco + head + '\n' + '\n'.join(lines) + '\n' + tail
+
+
+def own_docstring(sym) -> str:
+    "The docstring `sym` itself has: not one inherited from a base class, nor the one dataclasses generate."
+    import dataclasses, inspect
+    if inspect.isclass(sym):
+        d = sym.__dict__.get('__doc__')
+        if d and dataclasses.is_dataclass(sym) and d.startswith(sym.__name__ + '('): d = None
+        if not d and '__init__' in sym.__dict__: d = getattr(sym.__init__, '__doc__', None)
+    else:
+        f = sym.fget if isinstance(sym, property) else getattr(sym, 'func', sym) if not callable(sym) else sym
+        d = getattr(getattr(f, '__func__', f), '__doc__', None)
+    return inspect.cleandoc(d) if isinstance(d, str) and d.strip() else ''
+
+
+def install_showdoc_renderer():
+    "Make nbdev's `show_doc` render through `signature_text` and `own_docstring` (in this process)."
+    import nbdev.showdoc as sd
+    if getattr(sd.BasicMarkdownRenderer, '_reprbook', False): return
+
+    class SiteMarkdownRenderer(sd.BasicMarkdownRenderer):
+        _reprbook = True
+        def __init__(self, sym, name=None, title_level=3, maxline=110):
+            self.orig = _library_twin(sym)
+            super().__init__(self.orig if not isinstance(self.orig, (classmethod, staticmethod)) else self.orig.__func__,
+                             name=name, title_level=title_level, maxline=maxline)
+
+        def _repr_markdown_(self):
+            doc = '---\n\n'
+            try: src = sd.NbdevLookup().code(self.fn)
+            except Exception: src = None
+            if src: doc += sd._ext_link(src, 'source', 'style="float:right; font-size:smaller"') + '\n\n'
+            doc += f'{"#" * self.title_level} {self.nm}\n\n'
+            doc += f'```python\n{signature_text(self.orig, self.nm)}\n```'
+            docs = own_docstring(self.orig)
+            if docs:                                   # the first paragraph in italics, as nbdev does with the first line
+                first, _, rest = docs.partition('\n\n')
+                doc += f'\n\n*{" ".join(first.split())}*' + (f'\n\n{rest}' if rest else '')
+            return doc
+    sd.BasicMarkdownRenderer = SiteMarkdownRenderer
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -537,6 +875,7 @@ def _process_one(job):
     os.environ['IN_TEST'] = '1'
     t0 = time.perf_counter()
     try:
+        install_showdoc_renderer()
         nb = read_nb(src)
         _docs_filter()()(nb)
         write_nb(nb, dst)
@@ -614,7 +953,10 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = min(2,
     proc, failed = process_notebooks(force=force, n_workers=n_workers, keep_going=keep_going)
     t_proc = time.perf_counter() - t0
 
-    sections = [(t, [f for f in files if f not in failed]) for t, files in sidebar_sections()]
+    # the notebooks as they were when processing started (others may appear meanwhile in a shared checkout)
+    done = {p.relative_to(proc).as_posix() for p in proc.rglob('*.ipynb')} | \
+           {p.relative_to(NBS).as_posix() for p in _pages(NBS) if p.suffix != '.ipynb'}
+    sections = [(t, [f for f in files if f not in failed and f in done]) for t, files in sidebar_sections()]
     sections = [(t, files) for t, files in sections if files]
     pages, pages_by_src = [], {}
     for title, files in sections:
@@ -640,6 +982,7 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = min(2,
     template = string.Template((ASSETS/'page.html').read_text())
     copies, index = {}, []
     warnings = [f'{f}: left out, nbdev could not process it' for f in failed]
+    warnings += [f'{p.rel}: {n}' for p in pages for n in p.notes]
     warnings += [f'{c}: a slow/gpu/notest cell holds an import, so `nbdev-docs` (Quarto) would run it; this build does not. '
                  'Move the import to a cell of its own.' for c in flagged_cells_with_imports()]
     for page in pages:
@@ -657,7 +1000,10 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = min(2,
                               if page.description else ''),
             extra_css=css, sidebar=sidebar_html(sections, pages_by_src, page), toc=toc_html(page), actions=actions,
             repo_link=(f'<a class="navbar-repo" href="{html.escape(repo_url)}" aria-label="Source code">GitHub</a>' if repo_url else ''),
-            body=body, source=html.escape(page.rel))
+            chapter_links=chapter_links_html(page), page_nav=page_nav_html(pages, page),
+            body=(chapter_cards_html(sections, pages_by_src, page) if page.out == 'index.html' and 'chapter-cards' not in body
+                  else '') + body,
+            source=html.escape(page.rel))
         dest = tmp/page.out
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(doc)
@@ -675,7 +1021,7 @@ def build(out: Path = ROOT/'_docs', force: bool = False, n_workers: int = min(2,
     stale = (NBS/'sidebar.yml').exists() and (NBS/'sidebar.yml').read_text() != sidebar_yml()
     for w in warnings: log('warning:', w)
     if stale: log('note: nbs/sidebar.yml (used by Quarto) does not list the notebooks that exist: run `python tools/build_docs.py --sidebar`')
-    info = {'pages': [p.out for p in pages], 'out': str(out), 'failed': failed, 'seconds_processing': round(t_proc, 2),
+    info = {'pages': [p.out for p in pages], 'sources': {p.out: p.rel for p in pages}, 'out': str(out), 'failed': failed, 'seconds_processing': round(t_proc, 2),
             'seconds_total': round(time.perf_counter() - t0, 2), 'warnings': warnings, 'sidebar_stale': stale}
     if not quiet: log(f'built {len(pages)} pages into {out} in {info["seconds_total"]:.1f}s '
                       f'(nbdev processing {info["seconds_processing"]:.1f}s)')

@@ -1,5 +1,6 @@
 // The offline docs site's scripts: typeset math with the local KaTeX (as Quarto's html-math-method: katex does),
-// heading anchors, and the search box over search-index.js (the same entries as search.json).
+// heading anchors, the search box over search-index.js (the same entries as search.json), copy buttons on code,
+// the menu button on small screens and the current section marked in the contents.
 (function () {
   'use strict';
   const root = document.body.dataset.root || '';
@@ -94,9 +95,75 @@
     document.addEventListener('click', ev => { if (!box.contains(ev.target) && ev.target !== input) box.hidden = true; });
   }
 
+  function addCopyButtons() {
+    for (const block of document.querySelectorAll('main div.sourceCode')) {
+      const code = block.querySelector('pre code');
+      if (!code) continue;
+      const b = document.createElement('button');
+      b.type = 'button'; b.className = 'code-copy'; b.textContent = 'Copy'; b.setAttribute('aria-label', 'Copy the code');
+      b.addEventListener('click', () => {
+        const done = () => { b.textContent = 'Copied'; b.classList.add('copied');
+                             setTimeout(() => { b.textContent = 'Copy'; b.classList.remove('copied'); }, 1500); };
+        const text = code.innerText;
+        if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, () => {});
+        else {                                  // http:// on another host: the older API
+          const t = document.createElement('textarea'); t.value = text; document.body.appendChild(t); t.select();
+          try { document.execCommand('copy'); done(); } catch (e) {} t.remove();
+        }
+      });
+      block.appendChild(b);
+    }
+  }
+
+  function setupMenu() {
+    const btn = document.getElementById('sidebar-toggle');
+    if (!btn) return;
+    const close = () => { document.body.classList.remove('sidebar-open'); btn.setAttribute('aria-expanded', 'false'); };
+    btn.addEventListener('click', ev => {
+      ev.stopPropagation();
+      const open = document.body.classList.toggle('sidebar-open');
+      btn.setAttribute('aria-expanded', String(open));
+    });
+    document.addEventListener('click', ev => {
+      if (document.body.classList.contains('sidebar-open') && !document.getElementById('sidebar').contains(ev.target)) close();
+    });
+    for (const a of document.querySelectorAll('#sidebar a[href^="#"]')) a.addEventListener('click', close);
+    document.addEventListener('keydown', ev => { if (ev.key === 'Escape') close(); });
+  }
+
+  // the section being read: the last heading above a line a third of the way down the window
+  function setupScrollSpy() {
+    const links = [...document.querySelectorAll('#TOC a[href^="#"], #sidebar .sidebar-toc a[href^="#"]')];
+    if (!links.length) return;
+    const ids = [...new Set(links.map(a => decodeURIComponent(a.getAttribute('href').slice(1))))];
+    const heads = ids.map(id => document.getElementById(id)).filter(Boolean);
+    const h2of = {};
+    let lastH2 = null;
+    for (const h of document.querySelectorAll('main h2[id], main h3[id]')) { if (h.tagName === 'H2') lastH2 = h.id; h2of[h.id] = lastH2; }
+    let ticking = false;
+    function update() {
+      ticking = false;
+      const y = window.innerHeight / 3;
+      let cur = null;
+      for (const h of heads) { if (h.getBoundingClientRect().top <= y) cur = h.id; else break; }
+      if (!cur && heads.length) cur = null;
+      for (const a of links) {
+        const id = decodeURIComponent(a.getAttribute('href').slice(1));
+        const on = a.closest('.sidebar-toc') ? id === (h2of[cur] || cur) : id === cur;
+        a.classList.toggle('active', !!cur && on);
+        if (on && cur) a.setAttribute('aria-current', 'location'); else a.removeAttribute('aria-current');
+      }
+    }
+    window.addEventListener('scroll', () => { if (!ticking) { ticking = true; requestAnimationFrame(update); } }, {passive: true});
+    update();
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
     typesetMath();
     addAnchors();
     setupSearch();
+    addCopyButtons();
+    setupMenu();
+    setupScrollSpy();
   });
 })();
