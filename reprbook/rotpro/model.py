@@ -263,11 +263,12 @@ class Scorer:
     def score(self, h, rel, t):
         raise NotImplementedError
 
+    def compare_rows(self, q, rel, c):
+        "`compare` of queries with raw candidate rows `c` (mapped by `candidates` first)."
+        return self.compare(q, self.candidates(c, rel))
     def gathered(self, q, rel, table, idx):
-        """`compare` of queries $[B,1,w]$ with the candidate rows `table[idx]` ($[B,N]$ ids); the fused kernels
-        override it."""
-        return self.compare(q, self.candidates(table[idx], rel))
-
+        "`compare_rows` of queries $[B,1,w]$ with the rows `table[idx]` ($[B,N]$ ids); the fused kernels override it."
+        return self.compare_rows(q, rel, table[idx])
     def compare_table(self, q, p, chunk: int | None = None):
         "Plausibility $[B,n]$ of queries $[B,w]$ against one shared candidate table $[n,w]$ (queries of one relation)."
         chunk = chunk or max(1024, (1 << 17) // max(1, len(q)))
@@ -336,16 +337,16 @@ class _ModulusScorer(Scorer):
     def compare(self, q, p):
         return -modulus_distance(*split_complex(q), p)
 
-    def gathered(self, q, rel, table, idx):
-        if not torch.is_grad_enabled() or torch.compiler.is_compiling():
-            m = self.projection(rel)
-            if m is None:
-                return self.compare(q, table[idx])
-            return -projected_modulus_distance(*split_complex(q), *m, table[idx])
+    def compare_rows(self, q, rel, c):
         m = self.projection(rel)
-        m = (None, None, None) if m is None else tuple(v.expand_as(q[..., : q.shape[-1] // 2]) for v in m)
+        if m is None: return self.compare(q, c)
+        # M c fused into the difference (in place when no gradient is recorded)
+        return -projected_modulus_distance(*split_complex(q), *m, c)
+    def gathered(self, q, rel, table, idx):
+        if not torch.is_grad_enabled() or torch.compiler.is_compiling(): return self.compare_rows(q, rel, table[idx])
+        m = self.projection(rel)
+        m = (None, None, None) if m is None else tuple(v.expand_as(q[..., :q.shape[-1] // 2]) for v in m)
         return -gathered_distance(*split_complex(q), *m, table, idx)
-
     def compare_table(self, q, p, chunk=None):
         return _l1_table(q, p, chunk, 2)
 
@@ -517,35 +518,19 @@ def get_scorer(model: str) -> Scorer:
     return SCORERS[name]
 
 
-def transe_interaction(h, r, t):
-    "TransE's `score`, PyKEEN style."
-    return SCORERS['transe'].score(h, (r,), t)
+def _interaction(name: str, h, rel: tuple, t):
+    "A scorer's plausibility of broadcasting head and tail rows: its query, candidates and compare (the fast formulas)."
+    sc = SCORERS[name]
+    return sc.compare(sc.query(h, rel, True), sc.candidates(t, rel))
 
-
-def distmult_interaction(h, r, t):
-    "DistMult's `score`, PyKEEN style."
-    return SCORERS['distmult'].score(h, (r,), t)
-
-
-def complex_interaction(h, r, t):
-    "ComplEx's `score`, PyKEEN style."
-    return SCORERS['complex'].score(h, (r,), t)
-
-
-def rotate_interaction(h, theta, t):
-    "RotatE's `score`, angles in radians."
-    return SCORERS['rotate'].score(h, (theta,), t)
-
-
-def rotate_scale_interaction(h, theta, c, t):
-    "RotatE-scale's `score`."
-    return SCORERS['rotate_scale'].score(h, (theta, c), t)
-
-
+def transe_interaction(h, r, t): return _interaction('transe', h, (r,), t)
+def distmult_interaction(h, r, t): return _interaction('distmult', h, (r,), t)
+def complex_interaction(h, r, t): return _interaction('complex', h, (r,), t)
+def rotate_interaction(h, theta, t): return _interaction('rotate', h, (theta,), t)
+def rotate_scale_interaction(h, theta, c, t): return _interaction('rotate_scale', h, (theta, c), t)
 def rotpro_interaction(h, theta, a, b, phi, t):
-    "Rot-Pro's `score` (angles in radians), as the interaction function of the PyKEEN adapter."
-    return SCORERS['rotpro'].score(h, (theta, a, b, phi), t)
-
+    "Rot-Pro's plausibility (angles in radians): the interaction function of the PyKEEN adapter."
+    return _interaction('rotpro', h, (theta, a, b, phi), t)
 
 INTERACTIONS: dict[str, Callable] = dict(
     transe=transe_interaction,
@@ -764,7 +749,7 @@ def forward(self: KGEModel, pos: torch.Tensor, neg: torch.Tensor | None = None, 
 # %% ../../nbs/20_rotpro.model.ipynb #d4002e8c
 @patch
 def _compare_chunk(self: KGEModel, q, rel, cand):
-    return self.with_margin(self.scorer.compare(q, self.scorer.candidates(cand, rel)))
+    return self.with_margin(self.scorer.compare_rows(q, rel, cand))
 
 
 @patch
