@@ -139,8 +139,8 @@ def replication_table(runs: dict | list, columns: dict = COLUMNS) -> list[dict]:
     rank = {c: i for i, c in enumerate(_ORDER)}
     return sorted(rows, key=lambda r: (rank.get(r['config'], len(_ORDER)), r['config']))
 
-# %% ../../nbs/14_intl.experiments.ipynb #03d53b27
-ABLATION = dict(REPLICATION, epochs=8, knn_every=4)     # the per-run budget of the ablations (8 of the 15 epochs)
+# %% ../../nbs/14_intl.experiments.ipynb #d08b7a52
+ABLATION = dict(REPLICATION, epochs=5, knn_every=5)     # the per-run budget of the ablations (5 of the 15 epochs)
 _PSTS = (0.5, 0.0, 1.0, 0.25, 0.75, 0.4, 0.6, 0.45, 0.55)   # spread first: a partial sweep is still informative
 T_VALUES = (1, 2, 4, 8, 3, 5, 6)
 BATCH_SIZES = (64, 128, 256, 512)
