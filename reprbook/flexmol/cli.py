@@ -221,9 +221,17 @@ def _finetune_lines(m: dict) -> list[str]:
         r = m[part]
         extra = f" ({r['tasks_skipped']} single-class task(s) skipped)" if r.get('tasks_skipped') else ''
         status = ', '.join(f'{k} {v}' for k, v in r['status'].items())
+        if 'rmse_of_mean' in r: extra += f" (predicting the training mean: {_fmt(r['rmse_of_mean'])})"
         lines.append(f"{part}: {key} {_fmt(r.get(key))}{extra}; molecules: {status}")
     lines.append(f"best validation at step {m['best_step']} of {m['steps']} ({m['epochs_run']} epochs"
                  + (', stopped early)' if m['stopped_early'] else ')'))
+    return lines
+
+def _pretrain_lines(rec: dict, out) -> list[str]:
+    lines = [f"stage {rec['stage']}: {rec['steps']} of {rec['target_steps']} steps on {rec['molecules']} molecules "
+             f"({rec['params']:,} parameters)"]
+    if rec.get('parent'): lines.append(f"parent {rec['parent']} (md5 {rec['parent_hash']})")
+    lines.append(f"wrote {out}/model.pt" if rec['finished'] else "interrupted: run the same command again to resume")
     return lines
 
 def reprbook_mol(argv: list[str] | None = None) -> int:
@@ -250,7 +258,7 @@ def reprbook_mol(argv: list[str] | None = None) -> int:
             print(f"wrote {s['rows']} rows to {s['out']}: " + ', '.join(f'{k} {v}' for k, v in s['status'].items()))
         else:
             rec = pretrain(a.stage, a.preset, a.out, a.parent, a.paired_fraction, not a.quiet)
-            print(json.dumps({k: v for k, v in rec.items() if not isinstance(v, (list, dict))}, default=str))
+            print('\n'.join(_pretrain_lines(rec, a.out)))
     except (MolCliError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"reprbook-mol {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 1

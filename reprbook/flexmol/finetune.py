@@ -188,6 +188,7 @@ def evaluate(model: FlexMol, graphs: Sequence, task_info: TaskInfo, modality: st
         res['score'] = res['auc'] if not math.isnan(res['auc']) else -res['bce']
     else:
         res.update(regression_metrics(y.numpy(), task_info.outputs(raw.double()).numpy()))
+        res['rmse_of_mean'] = regression_metrics(y.numpy(), np.broadcast_to(task_info.mean, y.shape))['rmse']
         res['score'] = -res['rmse']
     return res
 
