@@ -17,7 +17,8 @@ __all__ = ['KGEConfig', 'kge_loss', 'OfficialSchedule', 'build_model', 'kge_step
 # %% ../../nbs/22_rotpro.train.ipynb #1a0e3f07
 import torch
 import torch.nn.functional as F
-from ..core import BestCheckpoint, NonFiniteLossError, Trainer, atomic_write, load_checkpoint, seed_everything
+from ..core import (BestCheckpoint, EarlyStopping, NonFiniteLossError, Trainer, atomic_write, load_checkpoint,
+                           seed_everything)
 from .data import KG, FilterIndex, KGEBatches, load_kg, relation_patterns, transitive_inferable
 from .model import KGEModel
 
@@ -46,6 +47,7 @@ class KGEConfig:
     seed: int = 0
     reset_optimizer: bool = True  # fresh Adam at each lr drop, as the official code
     eval_every: int = 0  # validate every this many epochs and keep best.pt (0: never)
+    patience: int = 0                  # stop after this many validations without improvement (0: never)
     eval_metric: str = 'mrr'  # selects best.pt: mrr, hits@10 or auc_pr
     eval_max_queries: int | None = None  # validate on a seeded subset of this many triples (labelled)
     ckpt_every: int = 1000  # write last.pt every this many steps
@@ -177,6 +179,8 @@ def run_record(kg: KG, cfg: KGEConfig, trainer: Trainer, run_dir: Path | None = 
     if best is not None and best.best is not None:
         rec['best'] = {'metric': best.metric, 'value': best.best, 'step': best.best_step}
         rec['evaluations'] = best.evaluations
+    stop = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    if stop is not None: rec['stopped_early_at'] = stop.stopped_step
     return rec
 
 # %% ../../nbs/22_rotpro.train.ipynb #4e190d9d
@@ -206,6 +210,7 @@ def train_kge(
     best = None
     if cfg.eval_every and kg.valid is not None:
         best = validation_checkpoint(kg, cfg, len(batches), valid_split, countries, verbose=progress)
+    callbacks = [] if best is None else [best] + ([EarlyStopping(cfg.patience, best)] if cfg.patience else [])
     trainer = Trainer(
         model,
         opt,
@@ -213,7 +218,7 @@ def train_kge(
         scheduler=sched,
         run_dir=run_dir,
         ckpt_every=cfg.ckpt_every,
-        callbacks=[best] if best else [],
+        callbacks=callbacks,
         config=dataclasses.asdict(cfg),
         progress=progress,
     )
