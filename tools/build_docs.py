@@ -773,7 +773,7 @@ def signature_text(sym, name: str, width: int = SIG_WIDTH) -> str:
     if not any(d for _, d in params) and len(one) <= width: return deco + one
     lines = []
     if any(d for _, d in params):                     # one per line, comments aligned where the width allows
-        col = min(max(len(f) for f, _ in params) + 6, width // 2)
+        col = min(max(len(f) for f, d in params if d) + 7, width // 2)     # aligned after the commented parameters
         for f, d in params:
             line = f'    {f},'
             lines.append(line + (' ' * max(1, col - len(line)) + f'# {d}' if d else ''))
