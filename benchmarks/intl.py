@@ -2,8 +2,9 @@
 whitened views) at each thread count asked for, LAPACK's eigh at one thread and at n threads, and with --full the
 batched augmentation and the training throughput of the CPU replication configuration.
 
-Loss speeds are ratios measured in this one run from interleaved repeats: every round runs every thread count, shape and
-implementation once, so load from other processes hits all of them alike. Reported: the median of the per-round ratios
+Loss speeds are wall-time ratios measured in this one run from interleaved repeats (process CPU-time ratios beside
+them): every round runs every thread count, shape and implementation once, so load from other processes hits all of them
+alike. Reported: the median of the per-round ratios
 and their spread (min, 10th and 90th percentiles, max). Before timing, `solver='auto'` is recalibrated at each thread
 count (its measurement is stored in the JSON). Writes results/intl/bench_loss_threads.json (or --out) and prints tables.
 
@@ -29,6 +30,10 @@ def peak_rss_mb() -> float:
 
 def timed(fn) -> float:
     t = time.perf_counter(); fn(); return time.perf_counter() - t
+
+def timed2(fn) -> tuple[float, float]:
+    "Wall and process CPU time of fn() (CPU time is what time-slicing by other processes does not inflate)."
+    t, c = time.perf_counter(), time.process_time(); fn(); return time.perf_counter() - t, time.process_time() - c
 
 def quantile(xs, q):
     xs = sorted(xs); i = q * (len(xs) - 1); lo = int(i)
@@ -56,7 +61,7 @@ def agreement(x, ref) -> dict:
 
 def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
     data = {s: views(*s) for s in sizes}
-    out = {'calibration': {}, 'agreement': {}, 'times_ms': {}, 'ratios': {}}
+    out = {'calibration': {}, 'agreement': {}, 'times_ms': {}, 'ratios': {}, 'cpu_ratios': {}}
     for n in threads:                                               # 1. calibrate 'auto' afresh at every thread count
         torch.set_num_threads(n)
         for m, d in sizes:
@@ -77,13 +82,14 @@ def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
     variants = {'auto': ('gram', 'auto'), 'eigh': ('gram', 'eigh'), 'ns': ('gram', 'ns'),
                 'reference': ('reference', 'auto')}
     times = {(n, s, k): [] for n in threads for s in sizes for k in variants}
+    cpu = {key: [] for key in times}
     for r in range(repeats + 1):                                    # 3. interleaved rounds; round 0 warms up
         for n in (threads if r % 2 else threads[::-1]):
             torch.set_num_threads(n)
             for s in sizes:
                 for k, (impl, solver) in variants.items():
-                    dt = timed(lambda: run_loss(*data[s], impl, solver))
-                    if r: times[n, s, k].append(dt)
+                    dt, dc = timed2(lambda: run_loss(*data[s], impl, solver))
+                    if r: times[n, s, k].append(dt); cpu[n, s, k].append(dc)
     for n in threads:
         for m, d in sizes:
             ref = times[n, (m, d), 'reference']
@@ -91,6 +97,9 @@ def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
             out['times_ms'][tag] = {k: 1e3 * statistics.median(times[n, (m, d), k]) for k in variants}
             out['ratios'][tag] = {k: spread([a / b for a, b in zip(ref, times[n, (m, d), k])])
                                   for k in ('auto', 'eigh', 'ns')}
+            cref = cpu[n, (m, d), 'reference']
+            out['cpu_ratios'][tag] = {k: spread([a / b for a, b in zip(cref, cpu[n, (m, d), k])])
+                                      for k in ('auto', 'eigh', 'ns')}
     torch.set_num_threads(threads[0])
     return out
 
@@ -163,7 +172,9 @@ def loss_table(rec) -> list[dict]:
         rows.append({'threads': int(n), 'm x d': shape, 'auto solver': auto, 'auto ms': t['auto'],
                      'reference ms': t['reference'],
                      'speed-up (median)': g['median'], 'p10-p90': f"{g['p10']:.2f}-{g['p90']:.2f}",
-                     'min-max': f"{g['min']:.2f}-{g['max']:.2f}", 'eigh': r['eigh']['median'], 'ns': r['ns']['median'],
+                     'min-max': f"{g['min']:.2f}-{g['max']:.2f}",
+                     'CPU-time ratio': rec['loss']['cpu_ratios'][tag]['auto']['median'],
+                     'eigh': r['eigh']['median'], 'ns': r['ns']['median'],
                      'goal': GOALS.get((m, d)), 'met': g['median'] >= GOALS.get((m, d), 0),
                      'grad diff': a[f'gram_{auto}_vs_reference']['grad_rel_diff'],
                      'loss diff': a[f'gram_{auto}_vs_reference']['loss_rel_diff']})

@@ -275,12 +275,15 @@ class _CentredGrams(torch.autograd.Function):
     def backward(ctx, gG, gC):
         X, = ctx.saved_tensors
         V = len(ctx.needs_input_grad); m = X.shape[0] // V
-        M = X.new_zeros(V, m, V, m)                         # d loss / d X = M X, M assembled from the block adjoints
-        for v in range(V):
-            M[v, :, v] = gG[v] + gG[v].T
-            if v: M[v, :, 0] = gC[v - 1]; M[0, :, v] = gC[v - 1].T
         need = [v for v in range(V) if ctx.needs_input_grad[v]]        # e.g. not the momentum key of INTL-M
-        g = M[need].reshape(len(need) * m, V * m) @ X
+        # d loss / d X = M X with M assembled from the block adjoints (blocks between two non-anchor views are 0)
+        M = X.new_zeros(len(need), m, V, m) if V > 2 else X.new_empty(len(need), m, V, m)
+        for i, v in enumerate(need):
+            torch.add(gG[v], gG[v].T, out=M[i, :, v])
+            if v: M[i, :, 0] = gC[v - 1]
+            else:
+                for u in range(1, V): M[i, :, u] = gC[u - 1].T
+        g = M.view(len(need) * m, V * m) @ X
         out = [None] * V
         for i, v in enumerate(need): out[v] = g[i * m:(i + 1) * m]
         return tuple(out)
