@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 from ..core import (Trainer, BestCheckpoint, EarlyStopping, seed_everything, save_checkpoint, load_checkpoint,
-                           atomic_write)
+                           atomic_write, default_device)
 from .model import FlexMol, FlexMolConfig, MODALITIES, GROUPS, freeze
 from .featurize import CONF_STATUSES, HAS_3D_STATUSES, featurizer_config
 from .datasets import MolDataset, molecules_from_smiles, mol_config, make_batches
@@ -166,9 +166,10 @@ def forward_all(model: FlexMol, graphs: Sequence, modality: str, batch_size: int
     was = model.training; model.eval()
     preds, realised = [], []
     try:
+        device = next(model.parameters()).device
         for mb in make_batches(list(graphs), batch_size, shuffle=False):
-            out = model(mb, modality)
-            preds.append(out.pred.float()); realised.append(out.realised)
+            out = model(mb.to(device), modality)
+            preds.append(out.pred.float().cpu()); realised.append(out.realised.cpu())
     finally: model.train(was)
     if not preds: return torch.zeros(0, model.cfg.n_tasks), torch.zeros(0, dtype=torch.long)
     return torch.cat(preds), torch.cat(realised)
@@ -269,9 +270,10 @@ def _optimizer(model: FlexMol, cfg: FinetuneConfig) -> torch.optim.Optimizer:
 def fit(model_or_checkpoint, dataset: MolDataset, task: str = 'classification', modality: str = 'auto',
         splits='scaffold',
         config: FinetuneConfig | None = None, run_dir: str | Path | None = None, callbacks: Sequence = (),
-        max_steps: int | None = None, progress: bool = True, **overrides) -> tuple[FlexMol, dict]:
+        max_steps: int | None = None, device=None, progress: bool = True, **overrides) -> tuple[FlexMol, dict]:
     """Fine-tune on `dataset` with `modality`; returns the model with its best validation weights and a JSON record.
-    `max_steps` interrupts the run after that many steps (calling `fit` again with the same `run_dir` resumes it)."""
+    `max_steps` interrupts the run after that many steps (calling `fit` again with the same `run_dir` resumes it);
+    `device` defaults to a GPU when one is visible."""
     t0 = time.perf_counter()
     cfg = replace(config or FinetuneConfig(), task=task, modality=modality, **overrides)
     n_tasks = dataset.y.shape[1]
@@ -296,12 +298,15 @@ def fit(model_or_checkpoint, dataset: MolDataset, task: str = 'classification', 
     task_info = TaskInfo.from_training(cfg.task, targets, y_train)
     drop = {} if cfg.dropout is None else {'dropout': cfg.dropout, 'attn_dropout': cfg.dropout}
     model, source = finetune_model(model_or_checkpoint, n_tasks, cfg.seed, **drop)
+    device = default_device(device)
+    model.to(device)
     steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
     opt = _optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps, int(cfg.warmup_fraction * steps)))
     def step(model, batch):
         mb, y = batch
-        raw = model(mb, cfg.modality).pred
+        raw = model(mb.to(device), cfg.modality).pred
+        y = y.to(device)
         return masked_bce(raw, y) if cfg.task == 'classification' else masked_mse(raw, task_info.scale(y))
     def validate(m):   # the numbers BestCheckpoint keeps per evaluation
         res = evaluate(m, valid, task_info, cfg.modality, cfg.batch_size)
