@@ -68,7 +68,7 @@ class MolDataset(torch.utils.data.Dataset):
         g = torch.Generator().manual_seed(seed)
         return torch.utils.data.DataLoader(self, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate_molecules, **kw)
     def status_frame(self) -> pd.DataFrame:
-        "Per-molecule modality and conformer status (spec §9.2: export it as CSV with `.to_csv`)."
+        "Per-molecule modality and conformer status (export it as CSV with `.to_csv`)."
         return pd.DataFrame(dict(row=self.rows, smiles=self.smiles, has_2d=[bool(g.has_2d) for g in self.graphs],
                                  has_3d=[bool(g.has_3d) for g in self.graphs], conf_status=[CONF_STATUSES[int(g.conf_status)] for g in self.graphs]))
     def __repr__(self): return f'MolDataset({self.report.name!r}, {len(self)} molecules, {len(self.task_names)} tasks)'
@@ -187,15 +187,15 @@ def _mnet_key(name: str) -> str:
 
 def moleculenet_path(name: str, download: bool = False) -> Path:
     "The local file of a MoleculeNet set, or (with `download=True`) the DeepChem original fetched from its canonical URL."
-    spec = MOLECULENET[_mnet_key(name)]
+    entry = MOLECULENET[_mnet_key(name)]
     folder = data_dir()/'moleculenet'
-    for f in [spec['file'], spec['file'].removesuffix('.gz'), spec['deepchem']]:
+    for f in [entry['file'], entry['file'].removesuffix('.gz'), entry['deepchem']]:
         if (folder/f).exists(): return folder/f
-    if (cache_dir('downloads')/'moleculenet'/spec['deepchem']).exists(): return cache_dir('downloads')/'moleculenet'/spec['deepchem']
+    if (cache_dir('downloads')/'moleculenet'/entry['deepchem']).exists(): return cache_dir('downloads')/'moleculenet'/entry['deepchem']
     if not download:
-        raise DataNotFoundError(f"MoleculeNet {name!r}: none of {spec['file']}, {spec['deepchem']} is in {folder}. "
-                                f"Pass download=True to fetch {DEEPCHEM_URL + spec['deepchem']}, or set REPRBOOK_DATA.")
-    return fetch(f"moleculenet/{spec['deepchem']}", url=DEEPCHEM_URL + spec['deepchem'])
+        raise DataNotFoundError(f"MoleculeNet {name!r}: none of {entry['file']}, {entry['deepchem']} is in {folder}. "
+                                f"Pass download=True to fetch {DEEPCHEM_URL + entry['deepchem']}, or set REPRBOOK_DATA.")
+    return fetch(f"moleculenet/{entry['deepchem']}", url=DEEPCHEM_URL + entry['deepchem'])
 
 def _csv_md5(path: Path) -> str:
     opener = gzip.open if path.suffix == '.gz' else open
@@ -203,22 +203,22 @@ def _csv_md5(path: Path) -> str:
 
 def load_moleculenet(name: str, download: bool = False, **options) -> tuple[MolDataset | None, LoadReport]:
     "Load a MoleculeNet set by name (bbbp, bace, clintox, sider, tox21, toxcast, hiv, muv, esol, freesolv, lipo): `(dataset, report)`."
-    key = _mnet_key(name); spec = MOLECULENET[key]
+    key = _mnet_key(name); entry = MOLECULENET[key]
     path = moleculenet_path(key, download)
     df_head = pd.read_csv(path, nrows=5)
     smiles_col, _ = _pick_columns(df_head, None, [], path.name)
-    tasks = spec['tasks']
+    tasks = entry['tasks']
     if tasks is not None: tasks = [t for t in tasks if t in df_head.columns] or None
     ds, report = load_molecule_csv(path, smiles_col, tasks, name=key, **options)
-    if ds is not None: ds.task_type = spec['type']
+    if ds is not None: ds.task_type = entry['type']
     report.md5 = _csv_md5(path)
-    chemprop = path.name in (spec['file'], spec['file'].removesuffix('.gz'))
-    expected = spec['rows'] if chemprop else spec.get('deepchem_rows')
+    chemprop = path.name in (entry['file'], entry['file'].removesuffix('.gz'))
+    expected = entry['rows'] if chemprop else entry.get('deepchem_rows')
     if expected is not None and report.n_rows != expected:
         raise ValueError(f'{key}: {path} has {report.n_rows} rows, expected {expected}; the file is truncated or a different version')
-    if report.n_tasks != spec['n_tasks']: raise ValueError(f"{key}: found {report.n_tasks} task columns, expected {spec['n_tasks']}")
-    if chemprop and not report.md5.startswith(spec['md5']):
-        warnings.warn(f"{key}: MD5 of {path.name} is {report.md5}, the manifest says {spec['md5']}...; results may not be comparable")
+    if report.n_tasks != entry['n_tasks']: raise ValueError(f"{key}: found {report.n_tasks} task columns, expected {entry['n_tasks']}")
+    if chemprop and not report.md5.startswith(entry['md5']):
+        warnings.warn(f"{key}: MD5 of {path.name} is {report.md5}, the manifest says {entry['md5']}...; results may not be comparable")
     return ds, report
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #ec24b77a

@@ -59,8 +59,8 @@ def bond_features(bond: Chem.Bond) -> list[int]:
     return [_BT_IDX.get(bond.GetBondType(), 4), _BS_IDX.get(bond.GetStereo(), 5), int(bond.GetIsConjugated())]
 
 # %% ../../nbs/31_flexmol.featurize.ipynb #98ee5956
-MAX_SPD = 20   # spec §2.1: SPD capped at 20; unreachable pairs get index MAX_SPD + 1
-H_MAX = 5      # spec §2.1: path edges of the first 5 hops (Graphormer multi_hop_max_dist)
+MAX_SPD = 20   # SPD capped at 20; unreachable pairs get index MAX_SPD + 1
+H_MAX = 5      # path edges of the first 5 hops (Graphormer multi_hop_max_dist)
 
 def batched_shortest_paths(adj: np.ndarray) -> np.ndarray:
     """All-pairs hop distances of a batch of graphs `adj` `[B, N, N]` (bool) by simultaneous BFS; -1 where unreachable.

@@ -81,7 +81,7 @@ class FlexMolConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> 'FlexMolConfig':
-        "`cpu` (spec §5.1), `gpu_full` (§5.2), `ci_smoke` (§7.3), with optional field overrides."
+        "`cpu`, `gpu_full` (Transformer-M size), `ci_smoke` (tests), with optional field overrides."
         presets = {'cpu': {}, 'ci_smoke': dict(d=32, n_layers=2, n_heads=4, d_ff=64, n_kernels=8, proj_dim=32),
                    'gpu_full': dict(d=768, n_layers=12, n_heads=32, d_ff=768, n_kernels=128, dropout=0.0, proj_dim=128)}
         if name not in presets: raise ValueError(f"Unknown FlexMol preset {name!r}; choose one of {', '.join(presets)}.")
@@ -287,7 +287,7 @@ class EncoderLayer(nn.Module):
 
 # %% ../../nbs/30_flexmol.model.ipynb #b960a458
 def encoder_layer_params(cfg: FlexMolConfig) -> int:
-    "Closed-form parameter count of both branches' encoder layers (embeddings, final LayerNorms and heads excluded), spec §3.5."
+    "Closed-form parameter count of both branches' encoder layers (embeddings, final LayerNorms and heads excluded)."
     d, f, L = cfg.d, cfg.d_ff, cfg.n_layers
     attn, ffn, lns = 4 * (d * d + d), 2 * d * f + f + d, 4 * d
     per_layer = {'attn': attn + 2 * (ffn + lns), 'attn+ffn': attn + ffn + 2 * lns,
