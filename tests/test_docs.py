@@ -243,7 +243,7 @@ INTERNAL_IN_CODE = {'§': INTERNAL_WORDS['§'], 'internal file': INTERNAL_WORDS[
 def _cites_paper(text, m) -> bool:
     "A `§` that cites a section of the paper (\"the paper's §3\", \"§1 and Table 1 of the paper\") is what a reader needs."
     near = text[max(0, m.start() - 60):m.end() + 60]
-    return bool(re.search(r'\bpaper|\barticle', near, re.I)) and not re.search(r'\bspec', near, re.I)
+    return bool(re.search(r'\bpaper|\barticle|\bits §', near, re.I)) and not re.search(r'\bspec', near, re.I)
 
 
 def _snip(text, m, n=50):
@@ -462,7 +462,7 @@ def test_figures_have_captions(site):
     "Every figure a cell stores has a `#| fig-cap` (shown under it) or at least a `#| fig-alt` (read by screen readers)."
     bad = {}
     for w in site['info']['warnings']:
-        m = re.match(r'(\S+\.ipynb): (figure .*)', w)
+        m = re.match(r'(\S+\.ipynb): (the figure .*)', w)
         if m: bad.setdefault({v: k for k, v in SOURCES.items()}.get(m.group(1), m.group(1)), []).append(m.group(2))
     assert not bad, _report(bad, 'figures without caption or alt text')
 
@@ -520,12 +520,16 @@ def test_search_finds_an_api_name_with_plain_text_snippets(site):
         time.sleep(0.1)
     assert any(h.endswith('core.html#save_checkpoint') for h in hrefs), hrefs
     assert not b.problems()
-    # snippets are plain text: math read as Unicode, no TeX commands or dollars
+    # snippets are plain text: the TeX of the pages' math never shows in them (it is read as Unicode: θ, ‖, ∑ ...)
     search = json.loads((site['out']/'search.json').read_text())
-    tex = re.compile(r'\\(?:frac|mathbf|mathrm|lambda|sigma|theta|sum|left|right|begin|operatorname|top|lVert)\b')
+    text = {}
+    for e in search: text[e['href'].split('#')[0]] = text.get(e['href'].split('#')[0], '') + ' ' + e['text']
     bad = {}
-    for e in search:
-        for m in tex.finditer(e['text']): bad.setdefault(e['href'].split('#')[0], []).append(_snip(e['text'], m, 30))
+    for page in text:
+        body = (site['out']/page).read_text()
+        for tex in re.findall(r'<(?:span|div) class="math[^"]*">(.*?)</(?:span|div)>', body, flags=re.S):
+            tex = html.unescape(tex).strip()
+            if '\\' in tex and len(tex) > 4 and tex in text[page]: bad.setdefault(page, []).append(tex[:80])
     assert not bad, _report(bad, 'TeX in search snippets')
 
 

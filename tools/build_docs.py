@@ -419,7 +419,7 @@ def render_output(o: dict, opts: dict, page: Page, fig_id: str, env: dict) -> st
         page.figures[(Path(page.out).parent/path).as_posix()] = raw
         alt = opts.get('fig-alt') or opts.get('fig-cap')
         if not alt:                       # Quarto leaves it empty; the test lists these cells for their notebooks
-            page.notes.append(f'figure {fig_id} has neither `#| fig-cap` nor `#| fig-alt`')
+            page.notes.append(f'the figure of {env.get("cell_label", fig_id)} has neither `#| fig-cap` nor `#| fig-alt`')
             alt = f'Figure from the code cell above ({page.title})'
         img = f'<a href="{path}" class="figure-link" title="Open the full-size image"><img src="{path}" alt="{html.escape(_strip_tags(render_markdown(str(alt), {})))}" class="figure-img"></a>'
         cap = f'<figcaption>{render_markdown(str(opts["fig-cap"]), env)}</figcaption>' if opts.get('fig-cap') else ''
@@ -477,8 +477,11 @@ def render_notebook(proc: Path, src: Path, rel: str) -> Page:
     page = Page(src=src, rel=rel, out=output_file(rel, fm), title=str(fm.get('title', Path(rel).stem)),
                 description=str(fm.get('description', '') or ''))
     env, parts = {}, []
+    try: src_index = {c.get('id'): i for i, c in enumerate(json.loads(src.read_text()).get('cells', []))}
+    except (OSError, ValueError): src_index = {}
     for i, c in enumerate(cells):
         t = c.get('cell_type')
+        env['cell_label'] = f'cell {src_index[c.get("id")]}' if c.get('id') in src_index else f'processed cell {i}'
         if t == 'markdown': parts.append(render_markdown(_attachments(_text(c.get('source')), c), env))
         elif t == 'code': parts.append(render_code_cell(c, page, i, env, lang))
         elif t == 'raw':
