@@ -196,6 +196,7 @@ def main(argv=None):
     rec = {'threads': threads, 'repeats': repeats, 'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
            'environment': environment_info(), 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
            'goals': {f'{m}x{d}': g for (m, d), g in GOALS.items()}, 'tolerance': TOL}
+    rec['load_average_before'] = os.getloadavg()
     rec['loss'] = loss_benchmark(threads, sizes, repeats)
     rec['eigh_threads'] = eigh_threads(threads, (64, 128) if a.quick else (128, 256, 512), 3 if a.quick else 7)
     rec['table'] = loss_table(rec)
@@ -207,6 +208,7 @@ def main(argv=None):
         rec['augmentation'] = aug_throughput(x[:200] if a.quick else x[:1000], 1 if a.quick else 3)
         steps = 2 if a.quick else a.train_steps
         rec['training'] = [train_throughput(m, steps, x) for m in ('intl', 'barlow', 'vicreg')]
+    rec['load_average_after'] = os.getloadavg()
     rec['peak_rss_mb'] = peak_rss_mb(); rec['total_s'] = time.perf_counter() - t_start
     out = Path(a.out) if a.out else results_dir('intl')/('bench_quick.json' if a.quick else 'bench_loss_threads.json')
     with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
