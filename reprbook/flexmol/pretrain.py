@@ -58,8 +58,8 @@ class PretrainConfig:
         "`ci_smoke`, `cpu` or `gpu_full`, with field overrides."
         presets = {
             'ci_smoke': dict(model=dict(dropout=0.0, attn_dropout=0.0), qm9='sample', holdout=(16, 16),
-                             paired_fraction=0.5, stage2_sources=(), dedupe=False, epochs=(100, 100), max_steps=(50, 20),
-                             batch_size=16,
+                             paired_fraction=0.5, stage2_sources=(), dedupe=False, epochs=(100, 100),
+                             max_steps=(50, 20), batch_size=16,
                              lr=(1e-3, 1e-3), warmup_steps=5, ckpt_every=None),
             'cpu': {},
             'gpu_full': dict(batch_size=256, lr=(2e-4, 1e-4), warmup_steps=2000, amp='bf16'),
