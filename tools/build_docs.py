@@ -315,7 +315,28 @@ def make_markdown() -> MarkdownIt:
 MD = make_markdown()
 
 
+def _cells(row: str) -> int:
+    "How many cells a pipe-table row has, as GFM splits it: on every pipe not escaped with a backslash."
+    row = row.strip()
+    n = len(re.findall(r'(?<!\\)\|', row)) + 1
+    return n - row.startswith('|') - (row.endswith('|') and not row.endswith('\\|'))
+
+
+def table_width_mismatches(src: str) -> list[str]:
+    """Rows of a pipe table with more or fewer cells than its separator row: GFM drops the extra cells silently (an
+    unescaped `|` in a cell, e.g. inside backticks or math, splits it)."""
+    out, lines = [], src.split('\n')
+    for i in range(1, len(lines)):
+        if not (_TABLE_SEP_RE.match(lines[i]) and '|' in lines[i - 1]): continue
+        width = _cells(lines[i])
+        for row in [lines[i - 1]] + list(__import__('itertools').takewhile(lambda l: '|' in l and l.strip(), lines[i + 1:])):
+            if _cells(row) != width: out.append(f'{_cells(row)} cells for {width} columns: {row.strip()[:90]}')
+    return out
+
+
 def render_markdown(src: str, env: dict) -> str:
+    if '|' in src and '-|' in src.replace(' ', '').replace(':', ''):
+        env.setdefault('table_rows', []).extend(table_width_mismatches(src))
     return MD.render(src, env)
 
 
@@ -491,6 +512,7 @@ def render_notebook(proc: Path, src: Path, rel: str) -> Page:
     page.toc = [(lvl, hid, text) for lvl, hid, text in env.get('toc', []) if lvl in (2, 3)]
     page.notes += [f'a control character (TAB from a `\\t` escape?) in the math `{t}`: repaired here, fix the notebook'
                    for t in env.get('control_chars', [])]
+    page.notes += [f'a table row with {t} (escape a `|` inside a cell as `\\|`)' for t in env.get('table_rows', [])]
     return page
 
 
