@@ -451,12 +451,12 @@ class _GramINTL(torch.autograd.Function):
         gG.diagonal(dim1=-2, dim2=-1).add_(gt[:, None])                   # t = tr G
         return gG, gC, None, None, None, None, None
 
-def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto'):
+def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto',
+               collective: bool = False):
     "Channel-axis INTL loss from Gram blocks (no whitened outputs formed): (loss, nmse per pair, trace per view)."
     G, C = _CentredGrams.apply(*zs)
-    solver = resolve_solver(solver, G.shape[-1], len(zs), T, G.dtype, G.device)
-    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1],
-                                      solver)
+    solver = resolve_solver(solver, G.shape[-1], len(zs), T, G.dtype, G.device, collective)
+    loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1], solver)
     return loss, list(nmse), list(tls)
 
 # %% ../../nbs/10_intl.spectral.ipynb #ca1b0ex1
@@ -512,9 +512,13 @@ def _save_calibration():
     except OSError: pass                                      # a read-only cache: keep the choice in memory only
 
 # %% ../../nbs/10_intl.spectral.ipynb #ca1b0ex2
+_AGREED: dict[str, str] = {}                        # under torch.distributed: the choice rank 0 broadcast, per key
+
 def resolve_solver(solver: str = 'auto',  # 'auto', 'eigh' or 'ns'
                    m: int | None = None,  # size of the Gram (the global batch on the channel axis)
-                   V: int = 2, T: int = 4, dtype=torch.float32, device='cpu') -> str:
+                   V: int = 2, T: int = 4, dtype=torch.float32, device='cpu',
+                   collective: bool = False,  # every rank calls this together: rank 0 decides for all
+                   ) -> str:
     "The solver `intl_loss` uses for this configuration: `solver` itself, or for `'auto'` the measured faster one."
     if solver not in ('auto', 'ns', 'eigh'):
         raise ValueError(f"solver={solver!r}: use 'auto' (the faster of the two, measured on this machine), "
@@ -527,8 +531,15 @@ def resolve_solver(solver: str = 'auto',  # 'auto', 'eigh' or 'ns'
         return pinned
     device = torch.device(device)
     if m is None or device.type not in ('cpu', 'cuda'): return 'ns'
-    _load_calibration()
     key = _calibration_key(m, V, T, dtype, device)
+    dist = torch.distributed
+    if collective and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if key not in _AGREED:                      # ranks meet every key together, so their _AGREED stay identical
+            obj = [resolve_solver('auto', m, V, T, dtype, device) if dist.get_rank() == 0 else None]
+            dist.broadcast_object_list(obj, src=0)
+            _AGREED[key] = obj[0]
+        return _AGREED[key]
+    _load_calibration()
     if key not in _CALIBRATION:
         _CALIBRATION[key] = calibrate_solver(m, V, T, dtype, device)
         _save_calibration()
@@ -578,7 +589,7 @@ def intl_loss(z1: torch.Tensor, z2: torch.Tensor, *more: torch.Tensor, T: int = 
     zs = [_whitening_context(z, whiten_dtype)[1] for z in zs]
     with ctx:
         if impl == 'gram' and axis == 0 and not isinstance(whiten_dtype, str):
-            loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace, solver)
+            loss, nmse, tls = _intl_gram(zs, T, beta, anchor_trace, solver, collective=gather_fn is None)
         else:
             nmse, tls = _intl_reference(zs, T, beta, axis, anchor_trace)
             loss = _combine(nmse, tls, beta, anchor_trace)
