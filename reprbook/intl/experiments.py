@@ -238,10 +238,11 @@ def smoke(out_dir: Path) -> dict:
 
 @experiment('intl', 'cpu')
 def cpu(out_dir: Path) -> dict:
-    "The CPU replication queue (resumable), then the ablations; returns the replication table."
+    "The CPU replication queue in `out_dir`, then the ablations in `out_dir/../ablations` (resumable); a table."
     torch.set_num_threads(1)
-    runs = run_replication(Path(out_dir)/'cpu')
-    run_jobs(ssl_jobs(ablation_jobs(), Path(out_dir)/'ablations'), Path(out_dir)/'ablations')
+    runs = run_replication(out_dir)
+    abl = Path(out_dir).parent/'ablations'                    # results/intl/cpu and results/intl/ablations, as stored
+    run_jobs(ssl_jobs(ablation_jobs(), abl), abl)
     rows = replication_table(runs)
     cols = ('config', 'n', '5-NN', '200-NN', 'linear top-1', 'erank backbone')
     return {'table': [{k: r[k] for k in cols} for r in rows]}
