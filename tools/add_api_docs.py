@@ -1,19 +1,20 @@
-"""Give every public method and property of the library an API entry: after the cell that defines an exported class
-(or grows one with fastcore's `@patch`), insert one `show_doc(Class.member)` cell per public member that has none yet.
+"""Give every public method and property of the library an API entry: after the cell that defines an exported class,
+insert one `show_doc(Class.member)` cell per public member that has none yet.
 
     python tools/add_api_docs.py                    # every notebook in nbs/
     python tools/add_api_docs.py nbs/00_core.ipynb  # only these notebooks
     python tools/add_api_docs.py --check            # change nothing; list what is missing, exit 1 if anything is
-    python tools/add_api_docs.py --prune            # also remove inserted `show_doc` cells whose member is gone
+    python tools/add_api_docs.py --prune            # also remove one-line `show_doc` cells whose member is gone, or
+                                                    # that repeat what nbdev documents by itself (`@patch` methods)
 
 What it reads: the exported cells (`#| export`, `#| exports`) of each notebook, parsed with `ast` (nothing is imported
 or executed, so it takes well under a second for the whole book). A class counts when its name is public and it is
 defined at the top level of an exported cell, or inside a top-level `if`/`try` block there (nbdev does not document
 those classes by itself, so the class gets a `show_doc(Class)` cell too). Its public members are the methods,
 properties, class and static methods written in its body (names not starting with `_`; property setters are the
-property's; torch's printing hook `extra_repr` is left out). A function decorated with `@patch` (or `@patch(as_prop=True)`, `@patch_to(Class)`) whose first parameter
-is annotated `self: Class` (or `self: (A, B)`) is documented as `Class.name` in the notebook that defines it, right
-after its cell.
+property's; torch's printing hook `extra_repr` is left out). A public function that grows a class with fastcore's
+`@patch` (`def name(self: Class, ...)`) needs no cell: nbdev documents it by itself as `Class.name`, right after its
+cell in the notebook that defines it, and an explicit `show_doc` cell would document it twice.
 
 Idempotent: a member with a `show_doc(Class.member)` call anywhere in its notebook is skipped, so running it again
 changes nothing; new cells go right after the defining cell (after any `show_doc` cells already there), in the order
@@ -95,6 +96,21 @@ class Wanted:
     targets: list = field(default_factory=list)
 
 
+def patched_members(cells: list) -> set:
+    "`Class.name` of every public `@patch` function in an exported cell (nbdev documents those by itself)."
+    out = set()
+    for c in cells:
+        if c.get('cell_type') != 'code': continue
+        src = _src(c)
+        d = _directives(src)
+        if not d & EXPORT_DIRECTIVES or 'hide' in d: continue
+        tree = _parse(src)
+        for node in (tree.body if tree else []):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _public(node.name):
+                out |= {f'{cls}.{node.name}' for cls in _patch_targets(node)}
+    return out
+
+
 def wanted_docs(cells: list) -> list[Wanted]:
     "For each exported cell: the `Class.member` names (and nested classes) it should be followed by."
     out = []
@@ -117,8 +133,6 @@ def wanted_docs(cells: list) -> list[Wanted]:
                 for b in blocks:
                     for sub in b:
                         if isinstance(sub, ast.ClassDef): add_class(sub, True)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _public(node.name) and node.name not in SKIP_MEMBERS:
-                targets.extend(f'{cls}.{node.name}' for cls in _patch_targets(node) if _public(cls))
         if targets: out.append(Wanted(i, list(dict.fromkeys(targets))))
     return out
 
@@ -153,13 +167,16 @@ def update_notebook(path: Path, check: bool = False, prune: bool = False) -> tup
             at += 1                                                  # after the show_doc cells already there
         cells[at:at] = [_new_cell(t) for t in missing]
     if prune:
-        # a one-line `show_doc(Class.member)` cell whose class this notebook defines but whose member is gone
+        # a one-line `show_doc(Class.member)` cell whose class this notebook defines but whose member is gone, or one
+        # for a `@patch` method, which nbdev documents by itself (the cell would make a second entry)
         classes = {t.split('.')[0] for t in all_wanted if '.' in t}
+        patched = patched_members(cells)
         keep = []
         for c in cells:
             s = _src(c).strip()
             m = _SHOWDOC_RE.match(s) if c.get('cell_type') == 'code' and len(s.splitlines()) == 1 else None
-            if m and '.' in m.group(1) and m.group(1).split('.')[0] in classes and m.group(1) not in all_wanted:
+            if m and '.' in m.group(1) and (m.group(1) in patched or
+                                            (m.group(1).split('.')[0] in classes and m.group(1) not in all_wanted)):
                 pruned.append(m.group(1))
                 if check: keep.append(c)
             else: keep.append(c)

@@ -836,6 +836,9 @@ def install_showdoc_renderer():
             self.orig = _library_twin(sym)
             super().__init__(self.orig if not isinstance(self.orig, (classmethod, staticmethod)) else self.orig.__func__,
                              name=name, title_level=title_level, maxline=maxline)
+            outer = getattr(getattr(self.orig, 'fget', self.orig), '__qualname__', None)
+            if name is None and outer and '.' in outer and '<' not in outer and self.nm != outer:
+                self.nm = outer              # `@patch` over another decorator: the wrapper holds `Class.name`
 
         def _repr_markdown_(self):
             doc = '---\n\n'
