@@ -408,7 +408,7 @@ def public_api(lib='reprbook'):
 
 
 def test_every_public_name_has_an_api_entry(site):
-    """Every public function, class, method and property has a `show_doc` heading on the page of the module that
+    """Every public function, class, method and property has one `show_doc` heading on the page of the module that
     defines it (`tools/add_api_docs.py` inserts the missing `show_doc(Class.member)` cells)."""
     from importlib import import_module
     syms = import_module('reprbook._modidx').d['syms']
@@ -423,6 +423,8 @@ def test_every_public_name_has_an_api_entry(site):
         page = where.get(name)
         ok = hid in ids.get(page, set()) if page in ids else hid in every
         if not ok: bad.setdefault(page or mod, []).append(name)
+        elif f'{hid}-1' in ids.get(page, every):                  # nbdev and an explicit show_doc cell both wrote one
+            bad.setdefault(page or mod, []).append(f'{name} (documented twice: run `python tools/add_api_docs.py --prune`)')
     assert not bad, _report(bad, 'public names without an API entry (run `python tools/add_api_docs.py`, then rebuild)')
 
 
