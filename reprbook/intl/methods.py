@@ -17,6 +17,7 @@ __all__ = ['METHODS', 'resnet_backbone', 'projector', 'SSLNet', 'count_params', 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ..core import NonFiniteLossError
 from .spectral import (centred_cov, covariance_eigenvalues, effective_rank, intl_beta, intl_loss,
                                     intl_m_loss, INTLMomentum, iternorm, norm_mse, phi_T, power_st, trace_loss)
 
@@ -149,6 +150,10 @@ class PowerST(SSLMethod):
     def __init__(self, p: float = 0.5, axis: int = 0, beta: float | None = 0.0):
         super().__init__(); self.p, self.axis, self.beta = p, axis, beta
     def forward(self, zs):
+        if not all(torch.isfinite(z).all() for z in zs):      # a NaN gradient through eigh reached the weights
+            raise NonFiniteLossError(f"power ST (p={self.p}): the embeddings are no longer finite. The backward of "
+                                     "eigh divides by eigenvalue gaps, so nearly equal eigenvalues can give a NaN "
+                                     "gradient; lower the learning rate or keep p away from 0.")
         hs = [power_st(z, self.p, self.axis) for z in zs]
         nmse = sum(norm_mse(h, hs[0]) for h in hs[1:]) / (len(hs) - 1)
         beta = intl_beta(zs[0].shape[self.axis]) if self.beta is None else self.beta
