@@ -842,10 +842,13 @@ def install_showdoc_renderer():
 
         def _repr_markdown_(self):
             doc = '---\n\n'
-            try: src = sd.NbdevLookup().code(self.fn)
-            except Exception: src = None
+            src = None
+            for key in (self.nm, self.fn):        # nbdev finds the line number from the name as written in the notebook
+                try: src = sd.NbdevLookup().code(key)
+                except Exception: src = None
+                if src and not src.endswith('#LNone'): break
             if src: doc += sd._ext_link(src, 'source', 'style="float:right; font-size:smaller"') + '\n\n'
-            doc += f'{"#" * self.title_level} {self.nm}\n\n'
+            doc += f'{"#" * self.title_level} {self.nm} {{.doc-entry}}\n\n'
             doc += f'```python\n{signature_text(self.orig, self.nm)}\n```'
             docs = own_docstring(self.orig)
             if docs:                                   # the first paragraph in italics, as nbdev does with the first line
