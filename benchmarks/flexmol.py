@@ -263,6 +263,15 @@ def _step_times(model, objective, batches, opt, warmup: int):
     return wall[warmup:], cpu[warmup:]
 
 
+def _fast_path(on: bool):
+    "The full-batch fast path: skip the per-branch gather/scatter when every molecule of the batch uses the branch."
+    from reprbook.flexmol import model as M
+    if not hasattr(M, '_orig'): M._orig = (M._scatter, M.MolBatch.select)
+    scatter, select = M._orig
+    M._scatter = (lambda idx, values, B: values if len(idx) == B else scatter(idx, values, B)) if on else scatter
+    M.MolBatch.select = (lambda self, idx: self if len(idx) == len(self) else select(self, idx)) if on else select
+
+
 def train_bench(args) -> dict:
     from reprbook.flexmol.datasets import load_qm9, mol_config, sample_path
     from reprbook.flexmol.model import FlexMol
@@ -294,6 +303,7 @@ def train_bench(args) -> dict:
                 freeze(model, ('decoders', 'fl'))
             runner = model
             t_compile = 0.0
+            _fast_path(variant == 'fastpath')
             if variant == 'compile':
                 try:
                     runner = torch.compile(model, dynamic=True)
@@ -307,6 +317,15 @@ def train_bench(args) -> dict:
                        steps=len(wall), mol_per_s_wall=round(bs / w, 1), mol_per_cpu_s=round(bs / c, 1),
                        peak_rss_mb=round(_peak_rss_mb(), 0), compile_s=round(t_compile, 1))
             rows.append(row); print(row, flush=True)
+        _fast_path(False)
+        if 'fastpath' in args.variants:       # identical outputs: same weights, same masks, loss with and without
+            losses = []
+            for on in (False, True):
+                _fast_path(on); torch.manual_seed(0)
+                m0 = FlexMol(mol_config('cpu', dropout=0.0, attn_dropout=0.0))
+                losses.append(float(Obj(seed=3)(m0, batches[1])[0]))
+            _fast_path(False)
+            metrics[f'{stage}: |loss eager - fastpath|'] = abs(losses[0] - losses[1])
         if 'compile' not in args.variants: continue
         # output agreement, dropout off, same weights
         torch.manual_seed(0)
@@ -327,7 +346,8 @@ def main_train(argv=None):
     ap.add_argument('--steps', type=int, default=8)
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--dropout', type=float, default=0.1)
-    ap.add_argument('--variants', default='eager,compile', help='eager and/or compile (torch.compile, dynamic shapes)')
+    ap.add_argument('--variants', default='eager,fastpath,compile',
+                    help='eager, fastpath (skip gather/scatter for full batches), compile (torch.compile, dynamic)')
     ap.add_argument('--out', default='bench_train')
     args = ap.parse_args(argv)
     res = train_bench(args)
