@@ -80,10 +80,74 @@ def test_missing_files_and_bad_arguments(tmp_path):
     (tmp_path/'kg').mkdir()
     (tmp_path/'kg'/'train.txt').write_text('a\tr\tb\n')
     r = kge('train', '--data', tmp_path/'kg', '--out', tmp_path/'run', '--quiet')
-    assert r.returncode != 0 and 'has no entities.dict' in r.stderr and 'make_dicts' in r.stderr
+    assert r.returncode != 0 and 'has no valid.txt' in r.stderr and 'Traceback' not in r.stderr
     r = kge('train', '--data', TOY, '--model', 'bert', '--out', tmp_path/'run', '--quiet')
     assert r.returncode != 0 and "unknown model 'bert'" in r.stderr
     r = kge('evaluate', '--run', tmp_path/'nowhere', '--quiet')
     assert r.returncode != 0 and 'no config.json' in r.stderr
     r = kge('fly')
     assert r.returncode != 0 and "unknown command 'fly'" in r.stderr
+
+
+def test_a_folder_of_triples_is_enough(tmp_path):
+    "Without entities.dict / relations.dict, they are built from the triples (sorted names) and written beside them."
+    d = tmp_path/'triples'
+    d.mkdir()
+    for f in ('train.txt', 'valid.txt', 'test.txt'): shutil.copy(TOY/f, d/f)
+    r = kge('train', '--data', d, '--model', 'rotate', '--dim', 8, '--steps', 24, '--negatives', 8, '--batch', 64,
+            '--out', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert 'built entities.dict (70 entities) and relations.dict (5 relations)' in r.stderr
+    names = [l.split('\t')[1] for l in (d/'entities.dict').read_text().splitlines()]
+    assert names == sorted(names) and len(names) == 70
+    r = kge('evaluate', '--run', tmp_path/'run', '--quiet')
+    assert r.returncode == 0 and 0 < json.loads(r.stdout.splitlines()[-1])['mrr'] <= 1, r.stderr
+
+
+def test_validation_is_printed_as_it_comes_and_a_run_continues(user_dir, tmp_path):
+    "--eval-every N prints one line per validation during training; continue trains a finished run on to --steps."
+    run = tmp_path/'run'
+    # toy: 343 training triples, batch 64 -> 2 x 6 = 12 steps per epoch; 36 steps = 3 epochs = 3 validations
+    r = kge('train', '--data', user_dir, '--model', 'rotpro', '--dim', 8, '--steps', 36, '--negatives', 8, '--batch', 64,
+            '--eval-every', 1, '--out', run, '--quiet')
+    assert r.returncode == 0, r.stderr
+    evals = [l for l in r.stdout.splitlines() if l.startswith('eval:')]
+    assert len(evals) == 3 and all('mrr' in l for l in evals), r.stdout
+    assert json.loads(r.stdout.splitlines()[-1])['best_valid']['metric'] == 'mrr'
+    assert (run/'best.pt').exists() and (run/'metrics.csv').exists()
+    r = kge('continue', '--run', run, '--steps', 60, '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])['steps'] == 60
+    assert len([l for l in r.stdout.splitlines() if l.startswith('eval:')]) == 2   # epochs 4 and 5
+    r = kge('continue', '--run', run, '--steps', 60, '--quiet')
+    assert r.returncode != 0 and 'has trained 60 steps' in r.stderr
+    r = kge('evaluate', '--run', run, '--weights', 'best', '--split', 'valid', '--quiet')
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_diverging_run_ends_with_one_line(user_dir, tmp_path):
+    r = kge('train', '--data', user_dir, '--model', 'rotate', '--dim', 8, '--steps', 20, '--lr', 1e30, '--out', tmp_path/'run',
+            '--quiet')
+    assert r.returncode != 0 and 'Traceback' not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and 'NaN or infinite' in lines[0] and '--lr 1e+29' in lines[0], r.stderr
+
+
+def test_rotate_scale_trains_and_evaluates(user_dir, tmp_path):
+    r = kge('train', '--data', user_dir, '--model', 'rotate_scale', '--dim', 8, '--steps', 24, '--negatives', 8,
+            '--batch', 64, '--out', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])['model'] == 'rotate_scale'
+    r = kge('evaluate', '--run', tmp_path/'run', '--quiet')
+    assert r.returncode == 0, r.stderr
+    m = json.loads(r.stdout.splitlines()[-1])
+    assert 0 < m['mrr'] <= 1 and m['hits@1'] <= m['hits@10']
+
+
+def test_help_says_how_the_defaults_were_chosen():
+    r = kge('--help')
+    assert r.returncode == 0
+    assert 'cli_defaults.json' in r.stdout and 'continue' in r.stdout
+    from reprbook.rotpro.cli import DEFAULTS, SWEEP_FILE
+    chosen = json.loads((ROOT/SWEEP_FILE).read_text())['chosen']
+    assert chosen == {'lr': DEFAULTS['lr'], 'gamma': DEFAULTS['gamma']}
