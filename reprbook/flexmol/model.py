@@ -7,7 +7,7 @@ Docs: https://reprbook.github.io/reprbook/flexmol.model.html.md"""
 # %% ../../nbs/30_flexmol.model.ipynb #3f9c9f05
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field, asdict, replace, fields
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 import torch
 import torch.nn as nn
