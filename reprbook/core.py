@@ -333,7 +333,9 @@ class NonFiniteLossError(FloatingPointError):
 
 def _log_value(v):
     "A step log as a float, or as a float64 CPU tensor when it has more than one element (a spectrum)."
-    if isinstance(v, torch.Tensor) and v.numel() > 1: return v.detach().to('cpu', torch.float64)
+    if isinstance(v, torch.Tensor):
+        v = v.detach()
+        if v.numel() > 1: return v.to('cpu', torch.float64)
     return float(v)
 
 def _mean(total, count: int):
