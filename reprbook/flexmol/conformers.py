@@ -1,4 +1,4 @@
-"""RDKit conformers (ETKDGv3 + MMFF94) for molecules without 3D data: one status per molecule, a wall-clock limit per molecule enforced by worker processes, and a content-hash cache.
+"""RDKit conformers (ETKDGv3 + MMFF94) for molecules without 3D data, with a status per molecule.
 
 Docs: https://reprbook.github.io/reprbook/flexmol.conformers.html.md"""
 
@@ -24,13 +24,15 @@ CONF_VERSION = 2
 
 def embed_conformer(smiles: str, seed: int = 0, max_heavy_atoms: int = 50, max_iters: int = 200,
                     mmff_iters: int = 200) -> tuple[str, np.ndarray | None, str]:
-    """ETKDGv3 (+ random-coordinate retry) and MMFF94 for one SMILES: `(status, coordinates or None, message)`; the coordinates
-    are those of every atom of `Chem.AddHs(Chem.MolFromSmiles(smiles))`: the heavy atoms first, in SMILES order, then the hydrogens."""
+    """ETKDGv3 (+ random-coordinate retry) and MMFF94 for one SMILES: `(status, coordinates or None, message)`; the
+    coordinates are those of every atom of `Chem.AddHs(Chem.MolFromSmiles(smiles))`: heavy atoms first, in SMILES order,
+    then the hydrogens."""
     mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None: return 'invalid_smiles', None, 'RDKit cannot parse this SMILES'
     n = mol.GetNumAtoms()
     if n > max_heavy_atoms: return 'skipped_large', None, f'{n} heavy atoms > max_heavy_atoms={max_heavy_atoms}'
-    if any(a.GetAtomicNum() == 0 for a in mol.GetAtoms()): return 'embed_failed', None, "dummy atom '*': no conformer attempted"
+    if any(a.GetAtomicNum() == 0 for a in mol.GetAtoms()):
+        return 'embed_failed', None, "dummy atom '*': no conformer attempted"
     molh = Chem.AddHs(mol)
     params = AllChem.ETKDGv3()
     params.randomSeed, params.maxIterations = int(seed), int(max_iters)
@@ -41,7 +43,8 @@ def embed_conformer(smiles: str, seed: int = 0, max_heavy_atoms: int = 50, max_i
     if cid < 0: return 'embed_failed', None, 'ETKDGv3 failed, also from random coordinates'
     status, msg = 'ok', ''
     if AllChem.MMFFHasAllMoleculeParams(molh):
-        if AllChem.MMFFOptimizeMolecule(molh, maxIters=int(mmff_iters)) == 1: msg = f'MMFF not converged in {mmff_iters} iterations'
+        if AllChem.MMFFOptimizeMolecule(molh, maxIters=int(mmff_iters)) == 1:
+            msg = f'MMFF not converged in {mmff_iters} iterations'
     else: status, msg = 'no_mmff_params', 'MMFF94 has no parameters for this molecule; ETKDG geometry kept'
     return status, molh.GetConformer(cid).GetPositions().astype(np.float32), msg
 
@@ -82,7 +85,8 @@ class _TimeoutPool:
                     w, key, _ = self.busy.pop(conn)
                     try: k, res = conn.recv(); self.idle.append(w)
                     except (EOFError, OSError):
-                        res = ('embed_failed', None, 'worker process died'); self._retire(w, True); self.idle.append(self._start())
+                        res = ('embed_failed', None, 'worker process died')
+                        self._retire(w, True); self.idle.append(self._start())
                     on_result(key, res)
                 now = time.monotonic()
                 for conn, (w, key, t0) in list(self.busy.items()):
@@ -104,15 +108,16 @@ def _conf_key(can, seed, max_heavy_atoms, max_iters, mmff_iters):
     s = json.dumps([can, seed, max_heavy_atoms, max_iters, mmff_iters, rdBase.rdkitVersion, CONF_VERSION])
     return hashlib.sha1(s.encode()).hexdigest()
 
-def generate_conformers(mols: Sequence[Chem.Mol | str | None], seed: int = 0, max_heavy_atoms: int = 50, timeout_s: float = 10.0,
+def generate_conformers(mols: Sequence[Chem.Mol | str | None], seed: int = 0, max_heavy_atoms: int = 50,
+                        timeout_s: float = 10.0,
                         n_workers: int = 1, max_iters: int = 200, mmff_iters: int = 200, cache: bool = True,
                         progress: bool = True) -> list[tuple[str, np.ndarray | None, str]]:
-    """`(status, pos [n, 3] in each molecule's own atom order or None, message)` for each molecule (RDKit Mol or SMILES; a Mol with
-    explicit hydrogens gets their coordinates too),
+    """`(status, pos [n, 3] in each molecule's own atom order or None, message)` for each molecule (RDKit Mol or SMILES;
+    a Mol with explicit hydrogens gets their coordinates too),
     embedded in `n_workers` processes with a per-molecule wall-clock limit and a per-molecule disk cache.
     A SMILES is read with `prepare_molecule` (largest fragment), so atoms line up with `mol_to_graph(smiles)`."""
     results: list = [None] * len(mols)
-    jobs = defaultdict(list)                      # cache key -> [(position in mols, caller atom index of each embedded atom, n atoms)]
+    jobs = defaultdict(list)   # cache key -> [(position in mols, caller atom index of each embedded atom, n atoms)]
     canon = {}
     for i, m in enumerate(mols):
         if isinstance(m, str) or m is None: m = prepare_molecule(m)[0]   # as mol_to_graph: the largest fragment
@@ -120,13 +125,14 @@ def generate_conformers(mols: Sequence[Chem.Mol | str | None], seed: int = 0, ma
         heavy_idx = [a.GetIdx() for a in m.GetAtoms() if a.GetAtomicNum() != 1]
         with_h = len(heavy_idx) < m.GetNumAtoms()
         m0 = Chem.RemoveHs(m) if with_h else m
-        if m0.GetNumAtoms() != len(heavy_idx): results[i] = ('embed_failed', None, 'hydrogens RDKit does not remove (e.g. [2H], H2)'); continue
+        if m0.GetNumAtoms() != len(heavy_idx):
+            results[i] = ('embed_failed', None, 'hydrogens RDKit does not remove (e.g. [2H], H2)'); continue
         can, order = _canonical_order(m0)
         perm = [heavy_idx[o] for o in order]          # embedded heavy atom k -> caller atom index
-        if with_h:                                    # hydrogens: those of each heavy atom, in index order, on both sides
+        if with_h:   # hydrogens: those of each heavy atom, in index order, on both sides
             emb = Chem.AddHs(Chem.MolFromSmiles(can))
-            own = [sorted(nb.GetIdx() for nb in m.GetAtomWithIdx(a).GetNeighbors() if nb.GetAtomicNum() == 1) for a in perm]
-            theirs = [sorted(nb.GetIdx() for nb in emb.GetAtomWithIdx(k).GetNeighbors() if nb.GetAtomicNum() == 1) for k in range(len(perm))]
+            hs = lambda mol, a: sorted(b.GetIdx() for b in mol.GetAtomWithIdx(a).GetNeighbors() if b.GetAtomicNum() == 1)
+            own, theirs = [hs(m, a) for a in perm], [hs(emb, k) for k in range(len(perm))]
             if [len(x) for x in own] != [len(x) for x in theirs]:
                 results[i] = ('embed_failed', None, 'explicit hydrogens differ from RDKit\'s implicit ones'); continue
             h_map = dict(pair for o, t in zip(own, theirs) for pair in zip(t, o))
@@ -142,7 +148,8 @@ def generate_conformers(mols: Sequence[Chem.Mol | str | None], seed: int = 0, ma
                 np.savez(f, status=status, msg=msg, pos=pos if pos is not None else np.zeros((0, 3), np.float32))
         for i, perm, n in jobs[key]:
             if pos is None: results[i] = (status, None, msg); continue
-            p = np.zeros((n, 3), np.float32); p[perm] = pos[:len(perm)]   # embedded atom k is atom perm[k] of the caller's molecule
+            p = np.zeros((n, 3), np.float32)
+            p[perm] = pos[:len(perm)]   # embedded atom k is atom perm[k] of the caller's molecule
             results[i] = (status, p, msg)
     todo = []
     for key in jobs:

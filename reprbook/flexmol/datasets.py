@@ -1,4 +1,4 @@
-"""Molecule datasets with a load report per file: your own CSV, the eleven MoleculeNet sets, QM9 with its DFT geometries (the 2D graph in the same atom order), the canonical QM9 download, and the packaged samples.
+"""Molecule datasets with a load report per file: your own CSV, MoleculeNet, QM9, the packaged samples.
 
 Docs: https://reprbook.github.io/reprbook/flexmol.datasets.html.md"""
 

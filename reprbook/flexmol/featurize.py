@@ -1,4 +1,4 @@
-"""Molecules as tensors for FlexMol: OGB atom and bond features, a parsing policy for difficult input, shortest paths and path edges by batched BFS, dense padded batches, and the featuriser record that checkpoints carry.
+"""Molecules as tensors for FlexMol: OGB features, shortest paths and path edges, dense padded batches.
 
 Docs: https://reprbook.github.io/reprbook/flexmol.featurize.html.md"""
 

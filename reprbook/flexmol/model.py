@@ -1,4 +1,4 @@
-"""FlexMol's two-branch model: 2D and 3D pair-bias Transformers that share their self-attention, the feature-learning stems, the missing-modality decoders, fusion and heads. Works with both modalities, 2D only or 3D only, per molecule.
+"""FlexMol's two-branch model: 2D and 3D Transformers with shared attention, and missing-modality decoders.
 
 Docs: https://reprbook.github.io/reprbook/flexmol.model.html.md"""
 

@@ -1,4 +1,4 @@
-"""Scaffold splits (deterministic, and seeded balanced), their checks, and InChIKey overlap checks between pre-training and downstream sets.
+"""Scaffold splits, their checks, a seeded QM9 hold-out, and InChIKey overlap checks between datasets.
 
 Docs: https://reprbook.github.io/reprbook/flexmol.splits.html.md"""
 
@@ -38,8 +38,9 @@ def scaffold_groups(smiles: Sequence[str], include_chirality: bool = True) -> di
 
 def scaffold_split(smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.1), seed: int | None = None,
                    include_chirality: bool = True) -> tuple[list[int], list[int], list[int]]:
-    "Train/valid/test index lists with no scaffold in two parts: deterministic (Hu et al.) if `seed` is None, else seeded balanced (chemprop)."
-    if len(sizes) != 3 or abs(sum(sizes) - 1) > 1e-6 or min(sizes) < 0: raise ValueError(f'sizes must be 3 non-negative fractions summing to 1, got {sizes}')
+    "Train/valid/test indices, no scaffold in two parts: deterministic (Hu et al.), or balanced (chemprop) with `seed`."
+    if len(sizes) != 3 or abs(sum(sizes) - 1) > 1e-6 or min(sizes) < 0:
+        raise ValueError(f'sizes must be 3 non-negative fractions summing to 1, got {sizes}')
     n = len(smiles)
     groups = list(scaffold_groups(smiles, include_chirality).values())
     train, valid, test = [], [], []
@@ -63,8 +64,9 @@ def scaffold_split(smiles: Sequence[str], sizes: Sequence[float] = (0.8, 0.1, 0.
             else: test += g
     return sorted(train), sorted(valid), sorted(test)
 
-def check_scaffold_split(smiles: Sequence[str], splits: Sequence[Sequence[int]], include_chirality: bool = True) -> dict:
-    "Raise if a molecule is in two parts, one is missing, or a scaffold appears in two parts; returns part sizes and scaffold counts."
+def check_scaffold_split(smiles: Sequence[str], splits: Sequence[Sequence[int]], include_chirality: bool = True
+                         ) -> dict:
+    "Raise if a molecule is in two parts or none, or a scaffold is in two parts; returns sizes and scaffold counts."
     seen = Counter(i for part in splits for i in part)
     if any(c > 1 for c in seen.values()): raise AssertionError('a molecule index appears in more than one split')
     if len(seen) != len(smiles): raise AssertionError(f'{len(smiles) - len(seen)} molecules are in no split')
@@ -74,7 +76,8 @@ def check_scaffold_split(smiles: Sequence[str], splits: Sequence[Sequence[int]],
             sc = murcko_scaffold(smiles[i], include_chirality) if isinstance(smiles[i], str) and smiles[i] else None
             sc = sc if sc is not None else f'<invalid:{i}>'
             if owner.setdefault(sc, k) != k: raise AssertionError(f'scaffold {sc!r} is in splits {owner[sc]} and {k}')
-    return dict(sizes=[len(p) for p in splits], scaffolds=[len({s for s, k in owner.items() if k == j}) for j in range(len(splits))])
+    scaffolds = [len({s for s, k in owner.items() if k == j}) for j in range(len(splits))]
+    return dict(sizes=[len(p) for p in splits], scaffolds=scaffolds)
 
 # %% ../../nbs/32b_flexmol.splits.ipynb #dc117df8
 @lru_cache(maxsize=500_000)
@@ -95,7 +98,8 @@ def inchikey_overlap(a: Sequence[str], b: Sequence[str], connectivity_only: bool
 def holdout_split(n: int, n_valid: int, n_test: int, seed: int = 0) -> tuple[list[int], list[int], list[int]]:
     "Seeded random train / valid / test indices of `range(n)` with `n_valid` and `n_test` molecules held out."
     if n_valid < 0 or n_test < 0 or n_valid + n_test >= n:
-        raise ValueError(f"holdout_split: cannot hold out {n_valid} + {n_test} of {n} molecules; lower the hold-out sizes.")
+        raise ValueError(f"holdout_split: cannot hold out {n_valid} + {n_test} of {n} molecules; "
+                         "lower the hold-out sizes.")
     perm = np.random.default_rng(seed).permutation(n)
     valid, test, train = perm[:n_valid], perm[n_valid:n_valid + n_test], perm[n_valid + n_test:]
     return sorted(train.tolist()), sorted(valid.tolist()), sorted(test.tolist())
