@@ -131,7 +131,8 @@ def generate_conformers(mols: Sequence[Chem.Mol | str | None], seed: int = 0, ma
         perm = [heavy_idx[o] for o in order]          # embedded heavy atom k -> caller atom index
         if with_h:   # hydrogens: those of each heavy atom, in index order, on both sides
             emb = Chem.AddHs(Chem.MolFromSmiles(can))
-            hs = lambda mol, a: sorted(b.GetIdx() for b in mol.GetAtomWithIdx(a).GetNeighbors() if b.GetAtomicNum() == 1)
+            def hs(mol, i): return sorted(b.GetIdx() for b in mol.GetAtomWithIdx(i).GetNeighbors()
+                                          if b.GetAtomicNum() == 1)
             own, theirs = [hs(m, a) for a in perm], [hs(emb, k) for k in range(len(perm))]
             if [len(x) for x in own] != [len(x) for x in theirs]:
                 results[i] = ('embed_failed', None, 'explicit hydrogens differ from RDKit\'s implicit ones'); continue
