@@ -27,7 +27,8 @@ _BOND_TYPE = ['SINGLE', 'DOUBLE', 'TRIPLE', 'AROMATIC']
 _BOND_STEREO = ['STEREONONE', 'STEREOZ', 'STEREOE', 'STEREOCIS', 'STEREOTRANS', 'STEREOANY']
 ATOM_FEATURE_DIMS = [119, 5, 12, 12, 10, 6, 6, 2, 2]
 BOND_FEATURE_DIMS = [5, 6, 2]
-ATOM_FEATURE_NAMES = ['atomic_num', 'chirality', 'degree', 'formal_charge', 'num_hs', 'radical_electrons', 'hybridization', 'is_aromatic', 'is_in_ring']
+ATOM_FEATURE_NAMES = ['atomic_num', 'chirality', 'degree', 'formal_charge', 'num_hs', 'radical_electrons',
+                      'hybridization', 'is_aromatic', 'is_in_ring']
 BOND_FEATURE_NAMES = ['bond_type', 'bond_stereo', 'is_conjugated']
 
 def _index(options: list, value) -> int:
@@ -94,13 +95,13 @@ def batched_path_edges(adj: np.ndarray, dist: np.ndarray, bond_feat: np.ndarray,
     return _walk_paths(nxt, dist, code, radix, h_max)
 
 def _next_hop(adj, dist):
-    "For each pair (i, j), the smallest-index neighbour k of i with d[k, j] == d[i, j] - 1 (garbage where d[i, j] <= 0)."
+    "For each pair (i, j), the smallest-index neighbour k of i with d[k, j] == d[i, j] - 1 (garbage if d[i, j] <= 0)."
     B, N, _ = adj.shape
     b = np.arange(B)[:, None, None]
     max_deg = max(int(adj.sum(-1).max(initial=0)), 1)
     nbr = np.argsort(~adj, axis=2, kind='stable')[:, :, :max_deg]      # neighbours first, in increasing index order
     nbr_ok = np.take_along_axis(adj, nbr, axis=2)
-    d_nbr = dist.reshape(-1).take((b[..., None] * N + nbr[..., None]) * N + np.arange(N))   # [B, i, s, j] = d[nbr(i,s), j]
+    d_nbr = dist.reshape(-1).take((b[..., None] * N + nbr[..., None]) * N + np.arange(N))   # [B,i,s,j] = d[nbr(i,s),j]
     on_path = nbr_ok[..., None] & (d_nbr == dist[:, :, None, :] - 1)
     return np.take_along_axis(nbr, on_path.argmax(axis=2), axis=2)
 
@@ -109,7 +110,8 @@ def _walk_paths(nxt, dist, code, radix, h_max):
     B, N, _ = dist.shape
     F = len(radix)
     pad = int(np.prod(radix))
-    table = np.concatenate([np.stack(np.unravel_index(np.arange(pad), tuple(int(r) for r in radix)), -1), np.zeros((1, F), np.int64)])
+    codes = np.stack(np.unravel_index(np.arange(pad), tuple(int(r) for r in radix)), -1)
+    table = np.concatenate([codes, np.zeros((1, F), np.int64)])
     path_len = np.where(dist > 0, np.minimum(dist, h_max), 0)
     flat_nxt, flat_code = nxt.reshape(-1), code.reshape(-1)
     row0 = (np.arange(B)[:, None, None] * N) * N + np.arange(N)[None, None, :]   # flat index of (b, 0, j)
@@ -122,12 +124,14 @@ def _walk_paths(nxt, dist, code, radix, h_max):
     return table[out], path_len
 
 # %% ../../nbs/31_flexmol.featurize.ipynb #606f989d
-_METALS = frozenset([3, 4, 11, 12, 13] + list(range(19, 33)) + list(range(37, 52)) + list(range(55, 85)) + list(range(87, 119)))
+_METALS = frozenset([3, 4, 11, 12, 13] + list(range(19, 33)) + list(range(37, 52)) + list(range(55, 85))
+                    + list(range(87, 119)))
 RDLogger.DisableLog('rdApp.*')  # parse failures are reported per row by the loaders, not printed by RDKit
 
 def _heavy_count(m: Chem.Mol) -> int: return sum(a.GetAtomicNum() != 1 for a in m.GetAtoms())
 
-def prepare_molecule(smiles: str, fragments: str = 'largest', max_atoms: int | None = None) -> tuple[Chem.Mol | None, list[tuple[str, str]]]:
+def prepare_molecule(smiles: str, fragments: str = 'largest', max_atoms: int | None = None
+                     ) -> tuple[Chem.Mol | None, list[tuple[str, str]]]:
     "Parse `smiles` under the documented policy; returns `(mol or None, notes)` where `notes` are `(status, message)`."
     if smiles is None or (isinstance(smiles, float) and math.isnan(smiles)) or not str(smiles).strip():
         return None, [('empty_smiles', 'empty SMILES')]
@@ -165,7 +169,8 @@ def prepare_molecule(smiles: str, fragments: str = 'largest', max_atoms: int | N
 
 # %% ../../nbs/31_flexmol.featurize.ipynb #f9ceb851
 PAIR_KEYS = ('spd', 'path_edges', 'path_len')
-CONF_STATUSES = ('from_data', 'ok', 'no_mmff_params', 'embed_failed', 'timeout', 'skipped_large', 'invalid_smiles', 'not_requested')
+CONF_STATUSES = ('from_data', 'ok', 'no_mmff_params', 'embed_failed', 'timeout', 'skipped_large', 'invalid_smiles',
+                 'not_requested')
 HAS_3D_STATUSES = ('from_data', 'ok', 'no_mmff_params')
 
 class MolData(Data):
@@ -190,8 +195,10 @@ def _graph_arrays(mol: Chem.Mol):
 def _pair_block(edge_index, edge_attr, num_nodes, max_spd, h_max, radix=None):
     B, N = len(num_nodes), max(max(num_nodes, default=1), 1)
     if radix is None:
-        radix = np.maximum(np.max([np.asarray(ea).max(0) for ea in edge_attr if len(ea)], axis=0) + 1, BOND_FEATURE_DIMS) \
-            if any(len(ea) for ea in edge_attr) else np.array(BOND_FEATURE_DIMS)
+        if any(len(ea) for ea in edge_attr):
+            seen = np.max([np.asarray(ea).max(0) for ea in edge_attr if len(ea)], axis=0)
+            radix = np.maximum(seen + 1, BOND_FEATURE_DIMS)
+        else: radix = np.array(BOND_FEATURE_DIMS)
     mult = np.concatenate([np.cumprod(radix[::-1])[::-1][1:], [1]])
     adj = np.zeros((B, N, N), dtype=bool)
     code = np.zeros((B, N, N), dtype=np.int64)
@@ -220,20 +227,23 @@ def pair_features(edge_index: Sequence[np.ndarray], edge_attr: Sequence[np.ndarr
     order = np.argsort(num_nodes, kind='stable')
     for start in range(0, B, bucket):
         idx = order[start:start + bucket]
-        s, p, l = _pair_block([edge_index[i] for i in idx], [edge_attr[i] for i in idx], [num_nodes[i] for i in idx], max_spd, h_max)
+        s, p, l = _pair_block([edge_index[i] for i in idx], [edge_attr[i] for i in idx], [num_nodes[i] for i in idx],
+                              max_spd, h_max)
         n = s.shape[1]
         spd[idx, :n, :n], paths[idx, :n, :n], plen[idx, :n, :n] = s, p, l
     return spd, paths, plen
 
 def pair_features_list(edge_index: Sequence[np.ndarray], edge_attr: Sequence[np.ndarray], num_nodes: Sequence[int],
-                       max_spd: int = MAX_SPD, h_max: int = H_MAX, bucket: int = 16) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    "Per-graph `(spd [n, n], path_edges [n, n, h_max, 3], path_len [n, n])`, computed `bucket` graphs of similar size at a time."
+                       max_spd: int = MAX_SPD, h_max: int = H_MAX, bucket: int = 16
+                       ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    "Per-graph `(spd [n, n], path_edges [n, n, h_max, 3], path_len [n, n])`, `bucket` graphs of similar size at a time."
     num_nodes = [int(n) for n in num_nodes]
     out = [None] * len(num_nodes)
     order = np.argsort(num_nodes, kind='stable')
     for start in range(0, len(order), bucket):
         idx = order[start:start + bucket]
-        s, p, l = _pair_block([edge_index[i] for i in idx], [edge_attr[i] for i in idx], [num_nodes[i] for i in idx], max_spd, h_max)
+        s, p, l = _pair_block([edge_index[i] for i in idx], [edge_attr[i] for i in idx], [num_nodes[i] for i in idx],
+                              max_spd, h_max)
         for k, i in enumerate(idx):
             n = num_nodes[i]
             out[i] = (s[k, :n, :n], p[k, :n, :n], l[k, :n, :n])
@@ -276,14 +286,16 @@ def mol_to_graph(smiles: str | Chem.Mol, max_spd: int = MAX_SPD, h_max: int = H_
         mol = Chem.AddHs(smiles) if explicit_h else smiles
         arrays, smi = _graph_arrays(mol), Chem.MolToSmiles(smiles)
     else:
-        if not isinstance(smiles, str): raise ValueError(f"mol_to_graph: expected a SMILES string or an RDKit Mol, got {smiles!r}")
+        if not isinstance(smiles, str):
+            raise ValueError(f"mol_to_graph: expected a SMILES string or an RDKit Mol, got {smiles!r}")
         mol, arrays = _cached_graph(smiles, fragments, explicit_h, max_atoms)
         smi = smiles
     return _to_data(mol, *arrays, pos, y, True, conf_status, smi, pair_features, max_spd, h_max)
 
 # %% ../../nbs/31_flexmol.featurize.ipynb #6c067cc2
 def collate_molecules(data_list: Sequence[MolData], max_spd: int = MAX_SPD, h_max: int = H_MAX) -> Batch:
-    "Pad molecules into a PyG `Batch` with dense `atom_mask`, `x_dense`, `z_dense`, `degree_dense`, `pos_dense`, `spd_dense`, `path_edges_dense`, `path_len_dense`."
+    """Pad molecules into a PyG `Batch` with dense `atom_mask`, `x_dense`, `z_dense`, `degree_dense`, `pos_dense`,
+    `spd_dense`, `path_edges_dense`, `path_len_dense`."""
     if not len(data_list): raise ValueError('collate_molecules: empty list of molecules')
     sizes = [d.num_nodes for d in data_list]
     B, N = len(data_list), max(max(sizes), 1)
@@ -294,10 +306,11 @@ def collate_molecules(data_list: Sequence[MolData], max_spd: int = MAX_SPD, h_ma
         plen = np.zeros((B, N, N), dtype=np.int64)
         for b, d in enumerate(data_list):
             n = sizes[b]
-            spd[b, :n, :n] = d.spd.clamp(max=max_spd + 1).numpy(); paths[b, :n, :n] = d.path_edges.numpy(); plen[b, :n, :n] = d.path_len.numpy()
+            spd[b, :n, :n] = d.spd.clamp(max=max_spd + 1).numpy()
+            paths[b, :n, :n], plen[b, :n, :n] = d.path_edges.numpy(), d.path_len.numpy()
     else:
-        spd, paths, plen = pair_features([d.edge_index.numpy() for d in data_list], [d.edge_attr.numpy() for d in data_list],
-                                         sizes, max_spd, h_max)
+        spd, paths, plen = pair_features([d.edge_index.numpy() for d in data_list],
+                                         [d.edge_attr.numpy() for d in data_list], sizes, max_spd, h_max)
     sparse = []
     for d in data_list:
         s = d.clone() if any(k in d for k in PAIR_KEYS) else d
@@ -312,21 +325,27 @@ def collate_molecules(data_list: Sequence[MolData], max_spd: int = MAX_SPD, h_ma
         n = sizes[b]
         mask[b, :n] = True; x[b, :n] = d.x; z[b, :n] = d.z; deg[b, :n] = d.degree; pos[b, :n] = d.pos
     batch.atom_mask, batch.x_dense, batch.z_dense, batch.degree_dense, batch.pos_dense = mask, x, z, deg, pos
-    batch.spd_dense, batch.path_edges_dense, batch.path_len_dense = torch.from_numpy(spd), torch.from_numpy(paths), torch.from_numpy(plen)
+    batch.spd_dense, batch.path_edges_dense = torch.from_numpy(spd), torch.from_numpy(paths)
+    batch.path_len_dense = torch.from_numpy(plen)
     return batch
 
 # %% ../../nbs/31_flexmol.featurize.ipynb #7431568c
 FEATURIZER_VERSION = 1
 
-def featurizer_config(explicit_h: bool = False, max_spd: int = MAX_SPD, h_max: int = H_MAX, fragments: str = 'largest') -> dict:
+def featurizer_config(explicit_h: bool = False, max_spd: int = MAX_SPD, h_max: int = H_MAX, fragments: str = 'largest'
+                      ) -> dict:
     "Everything a checkpoint must store about the featuriser that produced its inputs."
-    return dict(featurizer_version=FEATURIZER_VERSION, explicit_h=explicit_h, max_spd=max_spd, h_max=h_max, fragments=fragments,
-                atom_feature_dims=list(ATOM_FEATURE_DIMS), bond_feature_dims=list(BOND_FEATURE_DIMS), rdkit=rdBase.rdkitVersion)
+    return dict(featurizer_version=FEATURIZER_VERSION, explicit_h=explicit_h, max_spd=max_spd, h_max=h_max,
+                fragments=fragments, atom_feature_dims=list(ATOM_FEATURE_DIMS),
+                bond_feature_dims=list(BOND_FEATURE_DIMS), rdkit=rdBase.rdkitVersion)
 
 def check_featurizer_config(stored: dict, current: dict | None = None, ignore: Sequence[str] = ('rdkit',)) -> None:
-    "Raise `ValueError` if a checkpoint's featuriser record differs from the current one (RDKit version only warned about)."
+    "Raise `ValueError` if a checkpoint's featuriser record differs from the current one (RDKit version: a warning)."
     current = current or featurizer_config()
-    diff = {k: (stored.get(k), current.get(k)) for k in set(stored) | set(current) if k not in ignore and stored.get(k) != current.get(k)}
+    diff = {k: (stored.get(k), current.get(k)) for k in set(stored) | set(current)
+            if k not in ignore and stored.get(k) != current.get(k)}
     if diff: raise ValueError(f'featuriser mismatch between checkpoint and current data (checkpoint, now): {diff}; '
-                              'featurise the data with the checkpoint settings, e.g. explicit_h=' + str(stored.get('explicit_h')))
-    if stored.get('rdkit') != current.get('rdkit'): warnings.warn(f"checkpoint featurised with RDKit {stored.get('rdkit')}, now {current.get('rdkit')}")
+                              'featurise the data with the checkpoint settings, e.g. explicit_h='
+                              + str(stored.get('explicit_h')))
+    if stored.get('rdkit') != current.get('rdkit'):
+        warnings.warn(f"checkpoint featurised with RDKit {stored.get('rdkit')}, now {current.get('rdkit')}")
