@@ -80,17 +80,21 @@ def _pick_columns(df: pd.DataFrame, smiles_col, target_cols, source):
     cols = list(df.columns)
     if smiles_col is None:
         smiles_col = next((c for c in cols if c.lower() in ('smiles', 'mol')), None)
-        if smiles_col is None: raise ValueError(f"{source}: no 'smiles' or 'mol' column among {cols[:10]}; pass smiles_col=")
-    elif smiles_col not in cols: raise ValueError(f"{source}: smiles_col={smiles_col!r} is not a column; columns are {cols[:10]}")
+        if smiles_col is None:
+            raise ValueError(f"{source}: no 'smiles' or 'mol' column among {cols[:10]}; pass smiles_col=")
+    elif smiles_col not in cols:
+        raise ValueError(f"{source}: smiles_col={smiles_col!r} is not a column; columns are {cols[:10]}")
     if target_cols is None:
-        def mostly_numeric(col):   # numeric dtype, or text whose non-empty cells are >= 90 % numbers (the rest get reported)
+        # numeric dtype, or text whose non-empty cells are >= 90 % numbers (the rest get reported)
+        def mostly_numeric(col):
             if pd.api.types.is_numeric_dtype(col): return True
             present = col.dropna().astype(str).str.strip(); present = present[present != '']
             return len(present) > 0 and pd.to_numeric(present, errors='coerce').notna().mean() >= 0.9
         target_cols = [c for c in cols if c != smiles_col and c.lower() not in _DROP_COLS and mostly_numeric(df[c])]
     elif isinstance(target_cols, str): target_cols = [target_cols]
     missing = [c for c in target_cols if c not in cols]
-    if missing: raise ValueError(f"{source}: target columns {missing} not found; columns are {cols[:10]}{'...' if len(cols) > 10 else ''}")
+    if missing:
+        raise ValueError(f"{source}: target columns {missing} not found; columns are {cols[:10]}{'...' if len(cols) > 10 else ''}")
     return smiles_col, list(target_cols)
 
 def _parse_targets(df, target_cols, notes):
@@ -101,7 +105,8 @@ def _parse_targets(df, target_cols, notes):
         if pd.api.types.is_numeric_dtype(col): Y[:, k] = col.to_numpy(dtype=np.float64, na_value=np.nan); continue
         num = pd.to_numeric(col, errors='coerce')
         bad = num.isna() & col.notna() & (col.astype(str).str.strip() != '')
-        for r in np.flatnonzero(bad.to_numpy()): notes[r].append(('bad_target', f'column {c!r}: {col.iloc[r]!r} is not a number (set to NaN)'))
+        for r in np.flatnonzero(bad.to_numpy()):
+            notes[r].append(('bad_target', f'column {c!r}: {col.iloc[r]!r} is not a number (set to NaN)'))
         Y[:, k] = num.to_numpy(dtype=np.float64, na_value=np.nan)
     return Y
 
@@ -124,7 +129,8 @@ def molecules_from_smiles(smiles: Sequence, Y: np.ndarray | None = None, notes: 
         notes[r] = nt + notes[r]
         if mol is not None: kept.append(r); mols.append(Chem.AddHs(mol) if explicit_h else mol)
     confs = None
-    if conformers and featurize: confs = generate_conformers(mols, seed=seed, max_heavy_atoms=max_heavy_atoms, timeout_s=timeout_s,
+    if conformers and featurize:
+        confs = generate_conformers(mols, seed=seed, max_heavy_atoms=max_heavy_atoms, timeout_s=timeout_s,
                                                              n_workers=n_workers, cache=cache, progress=progress)
     graphs = []
     if featurize:
@@ -165,7 +171,8 @@ def load_molecule_csv(path: str | os.PathLike, smiles_col: str | None = None, ta
 # %% ../../nbs/32_flexmol.datasets.ipynb #900fd461
 DEEPCHEM_URL = 'https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/'
 _TOX21 = ['NR-AR', 'NR-AR-LBD', 'NR-AhR', 'NR-Aromatase', 'NR-ER', 'NR-ER-LBD', 'NR-PPAR-gamma', 'SR-ARE', 'SR-ATAD5', 'SR-HSE', 'SR-MMP', 'SR-p53']
-MOLECULENET = {  # key: local chemprop file, DeepChem file, task names (None: all numeric), rows (chemprop copy), tasks, type, md5 prefix
+# key: local chemprop file, DeepChem file, task names (None: all numeric), rows (chemprop copy), tasks, type, md5 prefix
+MOLECULENET = {
     'bbbp':     dict(file='bbbp.csv.gz', deepchem='BBBP.csv', tasks=['p_np'], rows=2039, n_tasks=1, type='classification', md5='559a12a0', deepchem_rows=2050),
     'bace':     dict(file='bace.csv.gz', deepchem='bace.csv', tasks=['Class'], rows=1513, n_tasks=1, type='classification', md5='b8962e1a'),
     'clintox':  dict(file='clintox.csv.gz', deepchem='clintox.csv.gz', tasks=['FDA_APPROVED', 'CT_TOX'], rows=1478, n_tasks=2, type='classification', md5='6919eb72'),
@@ -182,16 +189,19 @@ _ALIASES = {'delaney': 'esol', 'lipophilicity': 'lipo', 'sampl': 'freesolv'}
 
 def _mnet_key(name: str) -> str:
     key = _ALIASES.get(name.lower(), name.lower())
-    if key not in MOLECULENET: raise ValueError(f'unknown MoleculeNet set {name!r}; known: {sorted(MOLECULENET)} (aliases {sorted(_ALIASES)})')
+    if key not in MOLECULENET:
+        raise ValueError(f'unknown MoleculeNet set {name!r}; known: {sorted(MOLECULENET)} (aliases {sorted(_ALIASES)})')
     return key
 
 def moleculenet_path(name: str, download: bool = False) -> Path:
-    "The local file of a MoleculeNet set, or (with `download=True`) the DeepChem original fetched from its canonical URL."
+    """The local file of a MoleculeNet set, or (with `download=True`) the DeepChem original fetched from its canonical
+    URL."""
     entry = MOLECULENET[_mnet_key(name)]
     folder = data_dir()/'moleculenet'
     for f in [entry['file'], entry['file'].removesuffix('.gz'), entry['deepchem']]:
         if (folder/f).exists(): return folder/f
-    if (cache_dir('downloads')/'moleculenet'/entry['deepchem']).exists(): return cache_dir('downloads')/'moleculenet'/entry['deepchem']
+    if (cache_dir('downloads')/'moleculenet'/entry['deepchem']).exists():
+        return cache_dir('downloads')/'moleculenet'/entry['deepchem']
     if not download:
         raise DataNotFoundError(f"MoleculeNet {name!r}: none of {entry['file']}, {entry['deepchem']} is in {folder}. "
                                 f"Pass download=True to fetch {DEEPCHEM_URL + entry['deepchem']}, or set REPRBOOK_DATA.")
@@ -202,7 +212,8 @@ def _csv_md5(path: Path) -> str:
     with opener(path, 'rb') as f: return hashlib.md5(f.read()).hexdigest()
 
 def load_moleculenet(name: str, download: bool = False, **options) -> tuple[MolDataset | None, LoadReport]:
-    "Load a MoleculeNet set by name (bbbp, bace, clintox, sider, tox21, toxcast, hiv, muv, esol, freesolv, lipo): `(dataset, report)`."
+    """Load a MoleculeNet set by name (bbbp, bace, clintox, sider, tox21, toxcast, hiv, muv, esol, freesolv, lipo):
+    `(dataset, report)`."""
     key = _mnet_key(name); entry = MOLECULENET[key]
     path = moleculenet_path(key, download)
     df_head = pd.read_csv(path, nrows=5)
@@ -216,7 +227,8 @@ def load_moleculenet(name: str, download: bool = False, **options) -> tuple[MolD
     expected = entry['rows'] if chemprop else entry.get('deepchem_rows')
     if expected is not None and report.n_rows != expected:
         raise ValueError(f'{key}: {path} has {report.n_rows} rows, expected {expected}; the file is truncated or a different version')
-    if report.n_tasks != entry['n_tasks']: raise ValueError(f"{key}: found {report.n_tasks} task columns, expected {entry['n_tasks']}")
+    if report.n_tasks != entry['n_tasks']:
+        raise ValueError(f"{key}: found {report.n_tasks} task columns, expected {entry['n_tasks']}")
     if chemprop and not report.md5.startswith(entry['md5']):
         warnings.warn(f"{key}: MD5 of {path.name} is {report.md5}, the manifest says {entry['md5']}...; results may not be comparable")
     return ds, report
@@ -226,13 +238,15 @@ HARTREE_TO_EV = 27.211386
 QM9_ENERGY_TARGETS = ('homo', 'lumo', 'gap', 'zpve', 'U0', 'U', 'H', 'G')
 
 def qm9_path(path: str | os.PathLike | None = None, download: bool = False) -> Path:
-    "`path` if given (e.g. the packaged sample), else `$REPRBOOK_DATA/qm9/qm9.npz`, else a converted download (`download=True`)."
+    """`path` if given (e.g. the packaged sample), else `$REPRBOOK_DATA/qm9/qm9.npz`, else a converted download
+    (`download=True`)."""
     if path is not None:
         if not Path(path).exists(): raise DataNotFoundError(f'QM9: {path} does not exist')
         return Path(path)
     folder = data_dir()/'qm9'
     if (folder/'qm9.npz').exists():
-        if not (folder/'MANIFEST.md').exists(): warnings.warn(f'QM9: {folder} has no MANIFEST.md; the layout is assumed to be the documented one')
+        if not (folder/'MANIFEST.md').exists():
+            warnings.warn(f'QM9: {folder} has no MANIFEST.md; the layout is assumed to be the documented one')
         return folder/'qm9.npz'
     if (cache_dir('qm9')/'qm9_deepchem.npz').exists(): return cache_dir('qm9')/'qm9_deepchem.npz'
     if download: return download_qm9()
@@ -240,7 +254,8 @@ def qm9_path(path: str | os.PathLike | None = None, download: bool = False) -> P
                             "Point REPRBOOK_DATA at a directory holding qm9/qm9.npz, or pass download=True to fetch MoleculeNet's qm9.zip.")
 
 def qm9_mol_from_xyz(z: np.ndarray, pos: np.ndarray, smiles: str) -> tuple[Chem.Mol | None, str]:
-    "An RDKit Mol with bonds perceived on the DFT geometry (atom order of `z`) and orders from the SMILES template, or `(None, reason)`."
+    """An RDKit Mol with bonds perceived on the DFT geometry (atom order of `z`) and orders from the SMILES template,
+    or `(None, reason)`."""
     rw = Chem.RWMol()
     for zi in z: rw.AddAtom(Chem.Atom(int(zi)))
     conf = Chem.Conformer(len(z))
@@ -260,7 +275,8 @@ def qm9_mol_from_xyz(z: np.ndarray, pos: np.ndarray, smiles: str) -> tuple[Chem.
 def load_qm9(targets: Sequence[str] = ('homo', 'lumo', 'gap'), indices: Sequence[int] | None = None, explicit_h: bool = False,
              energies_in_ev: bool = True, progress: bool = True, path: str | os.PathLike | None = None,
              download: bool = False) -> tuple[MolDataset, LoadReport]:
-    "QM9 with DFT coordinates (`conf_status='from_data'`) and the 2D graph in the same atom order; `indices` selects rows of the npz."
+    """QM9 with DFT coordinates (`conf_status='from_data'`) and the 2D graph in the same atom order; `indices` selects
+    rows of the npz."""
     src = qm9_path(path, download)
     with np.load(src) as d:
         off, Z, P, Ya, names, smiles_all, qid = d['offsets'], d['z'], d['pos'], d['y'], list(d['y_names']), d['smiles'], d['index']
@@ -319,7 +335,8 @@ _QM9_UNITS = dict(mu='D', alpha='bohr^3', homo='Hartree', lumo='Hartree', gap='H
                   U='Hartree', H='Hartree', G='Hartree', Cv='cal/(mol K)', A='GHz', B='GHz', C='GHz')
 
 def qm9_npz_from_deepchem(zip_path: str | os.PathLike, uncharacterized_path: str | os.PathLike | None, out: str | os.PathLike) -> Path:
-    "Convert DeepChem's `qm9.zip` (gdb9.sdf + gdb9.sdf.csv) into the `qm9.npz` layout of the shared data, skipping uncharacterized molecules."
+    """Convert DeepChem's `qm9.zip` (gdb9.sdf + gdb9.sdf.csv) into the `qm9.npz` layout of the shared data, skipping
+    uncharacterized molecules."""
     import zipfile
     skip = set()
     if uncharacterized_path is not None:
@@ -356,7 +373,8 @@ def qm9_npz_from_deepchem(zip_path: str | os.PathLike, uncharacterized_path: str
     return out
 
 def download_qm9(zip_url: str = QM9_ZIP_URL, uncharacterized_url: str | None = QM9_UNCHARACTERIZED_URL, progress: bool = True) -> Path:
-    "Fetch QM9 from its canonical MoleculeNet source (checked, atomic, via `fetch`) and convert it once; returns the npz path."
+    """Fetch QM9 from its canonical MoleculeNet source (checked, atomic, via `fetch`) and convert it once; returns the
+    npz path."""
     out = cache_dir('qm9')/'qm9_deepchem.npz'
     if out.exists(): return out
     zip_path = fetch('qm9/qm9.zip', url=zip_url, progress=progress)
@@ -365,7 +383,8 @@ def download_qm9(zip_url: str = QM9_ZIP_URL, uncharacterized_url: str | None = Q
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #6b7ac599
 def mol_config(preset: str = 'ci_smoke', **overrides) -> FlexMolConfig:
-    "A `FlexMolConfig` preset (`ci_smoke`, `cpu`, `gpu_full`) with the vocabularies and pair settings of this featuriser."
+    """A `FlexMolConfig` preset (`ci_smoke`, `cpu`, `gpu_full`) with the vocabularies and pair settings of this
+    featuriser."""
     return FlexMolConfig.preset(preset, atom_vocab=tuple(ATOM_FEATURE_DIMS), bond_vocab=tuple(BOND_FEATURE_DIMS),
                                 max_spd=MAX_SPD, h_max=H_MAX, **overrides)
 
@@ -389,7 +408,8 @@ def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, s
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #7b9988f2
 def sample_molecules(seed: int = 0, n_workers: int = 1) -> dict:
-    "The packaged samples: `{'qm9': MolDataset, 'bbbp': MolDataset, 'reports': {name: LoadReport}}` (BBBP with conformers)."
+    """The packaged samples: `{'qm9': MolDataset, 'bbbp': MolDataset, 'reports': {name: LoadReport}}` (BBBP with
+    conformers)."""
     qm9, qm9_report = load_qm9(path=sample_path('qm9_256.npz'), progress=False)
     bbbp, bbbp_report = load_molecule_csv(sample_path('bbbp_64.csv'), conformers=True, seed=seed, n_workers=n_workers,
                                           progress=False)

@@ -23,10 +23,12 @@ __all__ = ['OGB_ATOM_VOCAB', 'OGB_BOND_VOCAB', 'SHARE_MODES', 'MODALITIES', 'REA
 
 # %% ../../nbs/30_flexmol.model.ipynb #0d92c3c3
 def full_precision(t: torch.Tensor) -> torch.Tensor:
-    "`t` in float32 if it is float16/bfloat16 (the float32 islands of mixed precision), else unchanged (float32/float64 stay)."
+    """`t` in float32 if it is float16/bfloat16 (the float32 islands of mixed precision), else unchanged
+    (float32/float64 stay)."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
-OGB_ATOM_VOCAB = (119, 5, 12, 12, 10, 6, 6, 2, 2)  # atomic number, chirality, degree, formal charge, #H, radical e-, hybridisation, aromatic, in ring
+# atomic number, chirality, degree, formal charge, #H, radical e-, hybridisation, aromatic, in ring
+OGB_ATOM_VOCAB = (119, 5, 12, 12, 10, 6, 6, 2, 2)
 OGB_BOND_VOCAB = (5, 6, 2)                          # bond type, stereo, conjugated
 SHARE_MODES = ('attn', 'attn+ffn', 'all', 'none')
 MODALITIES = ('both', '2d', '3d', 'auto')
@@ -84,7 +86,8 @@ class FlexMolConfig:
         "`cpu`, `gpu_full` (Transformer-M size), `ci_smoke` (tests), with optional field overrides."
         presets = {'cpu': {}, 'ci_smoke': dict(d=32, n_layers=2, n_heads=4, d_ff=64, n_kernels=8, proj_dim=32),
                    'gpu_full': dict(d=768, n_layers=12, n_heads=32, d_ff=768, n_kernels=128, dropout=0.0, proj_dim=128)}
-        if name not in presets: raise ValueError(f"Unknown FlexMol preset {name!r}; choose one of {', '.join(presets)}.")
+        if name not in presets:
+            raise ValueError(f"Unknown FlexMol preset {name!r}; choose one of {', '.join(presets)}.")
         return cls(**{**presets[name], **overrides})
 
 # %% ../../nbs/30_flexmol.model.ipynb #a1892187
@@ -170,7 +173,8 @@ def chain_molecules(sizes: Sequence[int], cfg: FlexMolConfig, seed: int = 0, dty
     for b, m in enumerate(sizes):
         mask[b, :m] = True
         feat[b, :m] = torch.stack([torch.randint(0, v, (m,), generator=g) for v in cfg.atom_vocab], -1)
-        bonds = torch.stack([torch.randint(0, v, (max(m - 1, 0),), generator=g) for v in cfg.bond_vocab], -1)  # bond k joins k, k+1
+        # bond k joins k, k+1
+        bonds = torch.stack([torch.randint(0, v, (max(m - 1, 0),), generator=g) for v in cfg.bond_vocab], -1)
         i = torch.arange(m)
         spd[b, :m, :m] = (i[:, None] - i[None, :]).abs().clamp(max=cfg.max_spd)
         for s in range(m):
@@ -197,7 +201,8 @@ class GaussianKernels(nn.Module):
     @torch.autocast('cuda', enabled=False)
     @torch.autocast('cpu', enabled=False)
     def forward(self, pos, types, mask):
-        pos = full_precision(torch.where(mask[..., None], pos, torch.zeros_like(pos)))   # padding/missing coordinates may be NaN
+        # padding/missing coordinates may be NaN
+        pos = full_precision(torch.where(mask[..., None], pos, torch.zeros_like(pos)))
         dist = torch.linalg.vector_norm(pos[:, :, None] - pos[:, None, :], dim=-1)
         pair_type = types[:, :, None] * self.n_types + types[:, None, :]
         x = self.gamma(pair_type).squeeze(-1) * dist + self.beta(pair_type).squeeze(-1)
@@ -241,10 +246,12 @@ class SPDPathBias(nn.Module):
         self.hop_w = nn.Parameter(torch.randn(h_max, n_heads, n_heads) / math.sqrt(n_heads))
 
     def forward(self, spd, path, path_len, pair_mask=None):
-        if pair_mask is not None:   # masked pairs: the [MASK] SPD row and no path edges (their count would reveal the SPD)
+        # masked pairs: the [MASK] SPD row and no path edges (their count would reveal the SPD)
+        if pair_mask is not None:
             spd, path_len = spd.masked_fill(pair_mask, self.n_spd), path_len.masked_fill(pair_mask, 0)
         on_path = torch.arange(path.shape[-2], device=path.device) < path_len[..., None]         # [B,n,n,h_max]
-        e = sum(emb(torch.where(on_path, path[..., f] + 1, 0)) for f, emb in enumerate(self.bond_emb))  # [B,n,n,h_max,H]
+        # [B,n,n,h_max,H]
+        e = sum(emb(torch.where(on_path, path[..., f] + 1, 0)) for f, emb in enumerate(self.bond_emb))
         path_bias = torch.einsum('bijkh,khg->bijg', e, self.hop_w.to(e.dtype)) / path_len.clamp(min=1)[..., None]
         return (self.spd_emb(spd) + path_bias).permute(0, 3, 1, 2)
 
@@ -262,7 +269,8 @@ class PairBiasAttention(nn.Module):
         B, n, d = a.shape
         heads = lambda t: t.view(B, n, self.n_heads, d // self.n_heads).transpose(1, 2)   # [B,H,n,d_h]
         q, k, v = heads(self.q(a)), heads(self.k(a)), heads(self.v(a))
-        with torch.autocast(a.device.type, enabled=False):   # logits, carried pair bias and softmax stay in full precision
+        # logits, carried pair bias and softmax stay in full precision
+        with torch.autocast(a.device.type, enabled=False):
             logits = full_precision(q) @ full_precision(k).transpose(-1, -2) / math.sqrt(d // self.n_heads) + full_precision(bias)
             w = self.drop(logits.masked_fill(~mask[:, None, None, :], float('-inf')).softmax(-1))
         return self.o((w.to(v.dtype) @ v).transpose(1, 2).reshape(B, n, d)), logits
@@ -476,7 +484,8 @@ def _scatter(idx: torch.Tensor, values: torch.Tensor, B: int) -> torch.Tensor:
     return values.new_zeros(B, *values.shape[1:]).index_copy(0, idx, values)
 
 class FlexMol(nn.Module):
-    "FlexMol: 2D and 3D pair-bias Transformers with shared attention, FL stems, missing-modality decoders, fusion and heads."
+    """FlexMol: 2D and 3D pair-bias Transformers with shared attention, FL stems, missing-modality decoders, fusion and
+    heads."""
     def __init__(self, cfg: FlexMolConfig):
         super().__init__()
         self.cfg = cfg
@@ -496,7 +505,8 @@ class FlexMol(nn.Module):
         self.denoise_head = DenoisingHead(cfg.d, cfg.n_heads)
 
     def realise(self, mb: MolBatch, modality: str = 'auto') -> tuple[torch.Tensor, torch.Tensor]:
-        "Per molecule: run the 2D / 3D branch on real inputs? Raises a clear error when `modality` asks for what is missing."
+        """Per molecule: run the 2D / 3D branch on real inputs? Raises a clear error when `modality` asks for what is
+        missing."""
         if modality not in MODALITIES: raise ValueError(f"modality={modality!r}; choose one of {MODALITIES}.")
         has_2d, has_3d = mb.has_2d.bool(), mb.has_3d.bool()
         need = {'both': (True, True), '2d': (True, False), '3d': (False, True), 'auto': (False, False)}[modality]
