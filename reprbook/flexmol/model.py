@@ -357,7 +357,8 @@ def _mlp(d_in: int, d_hidden: int, d_out: int, dropout: float = 0.0) -> nn.Seque
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_hidden, d_out))
 
 class AtomEmbedding(nn.Module):
-    r"""$X_i=\sum_f \mathrm{Emb}_f(a_{i,f})$ over the given feature columns; column 0 (atomic number) has one extra row, `[MASK]`."""
+    r"""$X_i=\sum_f \mathrm{Emb}_f(a_{i,f})$ over the given feature columns; column 0 (atomic number) has one extra row,
+    `[MASK]`."""
     def __init__(self, vocab: Sequence[int], d: int):
         super().__init__()
         self.embs = nn.ModuleList(nn.Embedding(v + (f == 0), d) for f, v in enumerate(vocab))
@@ -376,7 +377,8 @@ class Input2D(nn.Module):
         return x, self.fl(x), self.pair(mb.spd, mb.path, mb.path_len, pair_mask)
 
 class Input3D(nn.Module):
-    r"""3D branch input: $y_i=X_i+\sum_j\psi(i,j)W_D$, stem $\tilde y=\mathrm{MLP}_{3D\text{-}FL}(y)$, pair bias $Q^{(0)}$."""
+    r"""3D branch input: $y_i=X_i+\sum_j\psi(i,j)W_D$, stem $\tilde y=\mathrm{MLP}_{3D\text{-}FL}(y)$, pair bias
+    $Q^{(0)}$."""
     def __init__(self, cfg: FlexMolConfig):
         super().__init__()
         self.z_only = cfg.atom_features_3d == 'z_only'
@@ -410,7 +412,8 @@ class ModalityDecoder(nn.Module):
 
 # %% ../../nbs/30_flexmol.model.ipynb #ee9cdc61
 class CrossAttention(nn.Module):
-    r"""$\Vert_h\mathrm{softmax}\big((aW^Q_h)(cW^K_h)^\top/\sqrt{d_h}\big)\,cW^V_h\,W^O$: queries from `a [B,n,d]`, keys/values from `c [B,n,d]`, padding keys masked. Parameters $4(d^2+d)$."""
+    r"""$\Vert_h\mathrm{softmax}\big((aW^Q_h)(cW^K_h)^\top/\sqrt{d_h}\big)\,cW^V_h\,W^O$: queries from `a [B,n,d]`,
+    keys/values from `c [B,n,d]`, padding keys masked. Parameters $4(d^2+d)$."""
     def __init__(self, d: int, n_heads: int):
         super().__init__()
         self.n_heads = n_heads
