@@ -121,3 +121,22 @@ def test_idle_threads_sleep_unless_the_user_says_otherwise(tmp_path):
     assert r.stdout.split() == ['PASSIVE', 'False'], r.stderr         # set before torch is imported (it is not, yet)
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env={**env, 'OMP_WAIT_POLICY': 'ACTIVE'})
     assert r.stdout.split() == ['ACTIVE', 'False'], r.stderr
+
+
+def test_packaged_pretrained_model_works_offline_without_data(tmp_path):
+    "`--pretrained default` reads the checkpoint shipped in the package: no data directory, no network, no cache."
+    env = {'REPRBOOK_DATA': str(tmp_path/'no_data'), 'REPRBOOK_CACHE': str(tmp_path/'cache'), 'REPRBOOK_OFFLINE': '1',
+           'HTTP_PROXY': 'http://127.0.0.1:9', 'HTTPS_PROXY': 'http://127.0.0.1:9', 'NO_PROXY': ''}
+    pd.read_csv(SAMPLE).head(40).to_csv(tmp_path/'train.csv', index=False)
+    r = mol('finetune', '--csv', 'train.csv', '--smiles-col', 'smiles', '--targets', 'p_np', '--task', 'classification',
+            '--modality', '2d', '--epochs', 1, '--batch-size', 16, '--out', 'model', '--pretrained', 'default',
+            '--quiet', cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path/'model'/'metrics.json').read_text())
+    assert m['source']['source'] == 'default' and m['source']['stage'] == 2, m['source']
+    assert not (tmp_path/'no_data').exists()
+    r = mol('predict', '--model', 'model', '--csv', 'train.csv', '--smiles-col', 'smiles', '--modality', '3d',
+            '--out', 'p.csv', cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    p = pd.read_csv(tmp_path/'p.csv')
+    assert len(p) == 40 and p.status.str.startswith('3d (generated 2d)').sum() >= 35

@@ -82,9 +82,11 @@ def finetune(csv, smiles_col: str, targets: list[str], task: str, modality: str,
     if (out/'run.json').exists() and json.loads((out/'run.json').read_text()) != args:
         raise MolCliError(f"{out} holds a model trained with other arguments; choose another --out "
                           "(the same arguments resume an interrupted run).")
-    if pretrained is not None and not Path(pretrained).exists():
-        raise MolCliError(f"pre-trained checkpoint {pretrained} does not exist; pass a file written by "
-                          "reprbook-mol pretrain.")
+    if pretrained is not None:
+        from reprbook.flexmol.finetune import PRETRAINED
+        if pretrained not in PRETRAINED and not Path(pretrained).exists():
+            raise MolCliError(f"pre-trained checkpoint {pretrained} does not exist; pass 'default' (the packaged "
+                              "model) or a file written by reprbook-mol pretrain.")
     df = read_csv(csv, smiles_col, targets)
     if task == 'classification':
         for t in targets:
@@ -177,7 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument('--modality', default='auto', choices=('2d', '3d', 'both', 'auto'), help=MODALITY_HELP)
     f.add_argument('--epochs', type=int, default=30)
     f.add_argument('--out', required=True, help='the model directory to write (resumed if it holds the same run)')
-    f.add_argument('--pretrained', help='pre-trained checkpoint (default: train from scratch)')
+    f.add_argument('--pretrained', help="'default' (the packaged Stage 1+2 model) or a checkpoint written by "
+                   'pretrain (omitted: train from scratch)')
     f.add_argument('--split', default='scaffold', choices=('scaffold', 'random'), help='80/10/10 train/valid/test')
     f.add_argument('--seed', type=int, default=0)
     f.add_argument('--batch-size', type=int, default=64)

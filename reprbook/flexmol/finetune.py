@@ -24,9 +24,10 @@ from .splits import scaffold_split
 from .pretrain import load_pretrained
 
 # %% auto #0
-__all__ = ['masked_bce', 'masked_mse', 'roc_auc', 'masked_roc_auc', 'TaskInfo', 'regression_metrics', 'featurizer_mismatch',
-           'finetune_model', 'usable', 'forward_all', 'evaluate', 'StagedUnfreeze', 'FinetuneConfig', 'split_indices',
-           'fit', 'predict', 'save_model_dir', 'load_model_dir']
+__all__ = ['PRETRAINED', 'masked_bce', 'masked_mse', 'roc_auc', 'masked_roc_auc', 'TaskInfo', 'regression_metrics',
+           'featurizer_mismatch', 'finetune_model', 'pretrained_path', 'save_half_precision', 'usable', 'forward_all',
+           'evaluate', 'StagedUnfreeze', 'FinetuneConfig', 'split_indices', 'fit', 'predict', 'save_model_dir',
+           'load_model_dir']
 
 # %% ../../nbs/35_flexmol.finetune.ipynb #598c474a
 def masked_bce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -119,8 +120,9 @@ def featurizer_mismatch(stored: dict | None) -> str:
 
 def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smoke', n_tasks: int = 1, seed: int = 0,
                    **overrides) -> tuple[FlexMol, dict]:
-    """A FlexMol with a fresh `n_tasks`-output task head, its other weights from `source`: a checkpoint path, a model,
-    a config or a preset name. `overrides` change config fields that hold no weights (e.g. `dropout`).
+    """A FlexMol with a fresh `n_tasks`-output task head, its other weights from `source`: a checkpoint path,
+    `'default'` (the packaged pre-trained model), a model, a config or a preset name. `overrides` change config
+    fields that hold no weights (e.g. `dropout`).
     Returns `(model, info)`."""
     state, info = None, {'source': 'scratch'}
     if isinstance(source, FlexMol):
@@ -129,7 +131,7 @@ def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smo
     elif source is None or (isinstance(source, str) and source in ('ci_smoke', 'cpu', 'gpu_full')):
         cfg = mol_config(source or 'ci_smoke')
     else:
-        pre, feat, meta = load_pretrained(source)
+        pre, feat, meta = load_pretrained(pretrained_path(source))
         if diff := featurizer_mismatch(feat):
             raise ValueError(f"{source} was trained with another featuriser configuration ({diff}); pre-train with "
                              "this version or fine-tune with the version that wrote it.")
@@ -146,6 +148,28 @@ def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smo
             raise ValueError(f"checkpoint and model do not match (missing {missing[:5]}, unexpected {unexpected[:5]}); "
                              "build the model with the checkpoint's configuration.")
     return model, info
+
+# %% ../../nbs/35_flexmol.finetune.ipynb #473240e2
+PRETRAINED = {'default': 'pretrained/flexmol_cpu_stage12.pt'}   # checkpoints shipped in reprbook/samples/flexmol
+
+def pretrained_path(source: str | Path) -> Path:
+    "The file of a packaged checkpoint named in `PRETRAINED` (`'default'`), or `source` itself as a path."
+    if isinstance(source, str) and source in PRETRAINED:
+        from reprbook.flexmol.datasets import sample_path
+        return sample_path(PRETRAINED[source])
+    return Path(source)
+
+def save_half_precision(src: str | Path, dst: str | Path, min_numel: int = 1024, **extra) -> Path:
+    """Copy the pre-training checkpoint `src` to `dst` with every floating-point weight of at least `min_numel` entries
+    in float16 (smaller tensors, such as norms, biases and distance kernels, stay float32); `extra` adds fields."""
+    st = load_checkpoint(src)
+    if 'model' not in st or 'model_config' not in st:
+        raise ValueError(f"{src} is not a pre-training checkpoint (no model weights or model_config).")
+    half = {k: v.half() if v.is_floating_point() and v.numel() >= min_numel else v for k, v in st['model'].items()}
+    keep = {k: v for k, v in st.items() if k != 'model'}
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(dst, **keep, model=half, weights_dtype='float16', **extra)
+
 
 # %% ../../nbs/35_flexmol.finetune.ipynb #4d91c365
 def usable(graph, modality: str) -> str | None:
@@ -233,6 +257,7 @@ class FinetuneConfig:
     dropout: float | None = None      # None: the model's own
     frozen: tuple = ()                # groups frozen at the start (of embeddings, fl, encoder, decoders, heads)
     unfreeze: tuple = ()              # ((epoch, groups), ...): unfreeze `groups` after `epoch` epochs
+    bucket: int = 4                   # training batches cut from runs of bucket x batch_size molecules sorted by size
     seed: int = 0
 
     def __post_init__(self):
@@ -316,7 +341,7 @@ def fit(model_or_checkpoint, dataset: MolDataset, task: str = 'classification', 
     callbacks = [best, *stop, StagedUnfreeze(model, cfg.frozen, cfg.unfreeze), *callbacks]
     trainer = Trainer(model, opt, step, scheduler=sched, run_dir=run_dir, grad_clip=cfg.grad_clip, callbacks=callbacks,
                       config={'finetune': asdict(cfg), 'model': asdict(model.cfg)}, progress=progress)
-    data = lambda epoch: make_batches(train, cfg.batch_size, cfg.seed, epoch, targets=True)
+    data = lambda epoch: make_batches(train, cfg.batch_size, cfg.seed, epoch, targets=True, bucket=cfg.bucket)
     trainer.fit(data, epochs=cfg.epochs, max_steps=max_steps)
     best.load_best(model, run_dir)
     model.task_info, model.provenance = task_info, source
