@@ -406,7 +406,7 @@ def cpu(out_dir: Path) -> dict:
 def gpu(out_dir: Path) -> dict:
     "The paper-scale FB15k-237 and WN18RR recipes for Rot-Pro and RotatE (hours each on one large GPU)."
     why = gpu_ready()
-    if why: raise RuntimeError(f"rotpro --preset gpu cannot run here: {why}. Nothing was started.")
+    if why: raise ValueError(f"rotpro --preset gpu cannot run here: {why}. Nothing was started.")
     rows = []
     for name in GPU_PRESET:
         res = run_recipe(name, Path(out_dir)/name)
