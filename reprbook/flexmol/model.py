@@ -357,11 +357,11 @@ def _mlp(d_in: int, d_hidden: int, d_out: int, dropout: float = 0.0) -> nn.Seque
     return nn.Sequential(nn.Linear(d_in, d_hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_hidden, d_out))
 
 class AtomEmbedding(nn.Module):
-    r"""$X_i=\sum_f \mathrm{Emb}_f(a_{i,f})$ over the given feature columns; column 0 (atomic number) has one extra row,
+    r"""$X_i=\sum_f \mathrm{Emb}_f(a_{i,f})$ over the given feature columns; each column has one extra row,
     `[MASK]`."""
     def __init__(self, vocab: Sequence[int], d: int):
         super().__init__()
-        self.embs = nn.ModuleList(nn.Embedding(v + (f == 0), d) for f, v in enumerate(vocab))
+        self.embs = nn.ModuleList(nn.Embedding(v + 1, d) for v in vocab)   # row v of each column: [MASK]
     def forward(self, feat): return sum(emb(feat[..., f]) for f, emb in enumerate(self.embs))
 
 class Input2D(nn.Module):
@@ -525,8 +525,9 @@ class FlexMol(nn.Module):
 
     def _feat(self, mb: MolBatch, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None: return mb.atom_feat
-        feat = mb.atom_feat.clone()
-        feat[..., 0] = torch.where(mask & mb.atom_mask, torch.full_like(feat[..., 0], self.cfg.mask_type), feat[..., 0])
+        # a masked atom shows [MASK] in every feature column (its other features would give the element away)
+        vocab = torch.tensor(self.cfg.atom_vocab, device=mb.atom_feat.device)
+        feat = torch.where((mask & mb.atom_mask)[..., None], vocab.expand_as(mb.atom_feat), mb.atom_feat)
         return feat
 
     def forward(self, mb: MolBatch, modality: str = 'auto', mask_2d=None, mask_3d=None, decode_all: bool = False,
@@ -581,7 +582,7 @@ def flexmol_param_count(cfg: FlexMolConfig) -> dict[str, int]:
     d, H, K, f, T = cfg.d, cfg.n_heads, cfg.n_kernels, cfg.d_ff, cfg.n_types
     lin = lambda a, b: a * b + b
     mlp = lambda a, h, b: lin(a, h) + lin(h, b)
-    emb_2d = d * (sum(cfg.atom_vocab) + 1)
+    emb_2d = d * (sum(cfg.atom_vocab) + len(cfg.atom_vocab))
     groups = {
         'input_2d': emb_2d + d * (cfg.max_degree + 1) + H * (cfg.n_spd + 1) + H * sum(v + 1 for v in cfg.bond_vocab)
                     + cfg.h_max * H * H + mlp(d, d, d),
