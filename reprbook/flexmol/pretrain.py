@@ -196,6 +196,14 @@ def warmup_cosine(optimizer, warmup: int, total: int) -> torch.optim.lr_schedule
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 
 # %% ../../nbs/34_flexmol.pretrain.ipynb #e50e9a6c
+def _with_mask_rows(state: dict, model: FlexMol) -> dict:
+    "Checkpoints written before every atom-feature column had a `[MASK]` row: append that row (used only when masking)."
+    own, state = model.state_dict(), dict(state)
+    for k, v in state.items():
+        if '.atoms.embs.' in k and k in own and v.ndim == 2 and tuple(own[k].shape) == (v.shape[0] + 1, v.shape[1]):
+            state[k] = torch.cat([v, v.new_zeros(1, v.shape[1])])
+    return state
+
 def load_pretrained(path: str | Path, map_location='cpu') -> tuple[FlexMol, dict, dict]:
     "`(model, featurizer_config, meta)` of a pre-training stage: its run directory or its `model.pt`."
     path = Path(path)
@@ -207,7 +215,7 @@ def load_pretrained(path: str | Path, map_location='cpu') -> tuple[FlexMol, dict
         raise ValueError(f"{path} is not a FlexMol pre-training checkpoint (no model weights or model_config).")
     names = {f.name for f in fields(FlexMolConfig)}
     model = FlexMol(FlexMolConfig(**{k: v for k, v in st['model_config'].items() if k in names}))
-    model.load_state_dict(st['model'])
+    model.load_state_dict(_with_mask_rows(st['model'], model))
     meta = {k: v for k, v in st.items() if k not in ('model',)}
     meta['checkpoint_hash'] = file_hash(path)
     return model, st['featurizer'], meta
