@@ -364,6 +364,13 @@ class AtomEmbedding(nn.Module):
         self.embs = nn.ModuleList(nn.Embedding(v + 1, d) for v in vocab)   # row v of each column: [MASK]
     def forward(self, feat): return sum(emb(feat[..., f]) for f, emb in enumerate(self.embs))
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for f, emb in enumerate(self.embs):   # weights saved before every column had a [MASK] row: append that row
+            k, v = f'{prefix}embs.{f}.weight', state_dict.get(f'{prefix}embs.{f}.weight')
+            if v is not None and v.ndim == 2 and v.shape[0] == emb.num_embeddings - 1:
+                state_dict[k] = torch.cat([v, v.new_zeros(1, v.shape[1])])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 class Input2D(nn.Module):
     r"""2D branch input: $x_i=X_i+\psi_{\deg i}$, stem $\tilde x=\mathrm{MLP}_{2D\text{-}FL}(x)$, pair bias $P^{(0)}$."""
     def __init__(self, cfg: FlexMolConfig):
