@@ -20,7 +20,9 @@ from .objectives import decoder_consistency
 from .pretrain import PretrainConfig, load_pretrained, pretrain, pretrain_data
 
 # %% auto #0
-__all__ = ['decoder_quality', 'smoke', 'cpu', 'gpu']
+__all__ = ['ARMS', 'FT_BUDGET', 'decoder_quality', 'smoke', 'cpu', 'gpu', 'e1_pretrain_config', 'e1_pretrain_data',
+           'MaskedAtoms2D', 'ContrastiveNoDecoders', 'pretrain_baseline', 'run_pretraining', 'arm_checkpoints',
+           'downstream', 'e1_job', 'e1_jobs', 'e2_job', 'e2_jobs']
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #f47e8b98
 @torch.no_grad()
@@ -118,3 +120,168 @@ def gpu(out_dir: str | Path) -> dict:
     if not torch.cuda.is_available():
         raise RuntimeError("The flexmol gpu preset needs a CUDA device (none is visible); run --preset cpu or smoke.")
     return _two_stages('gpu_full', Path(out_dir))
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #577fc381
+import math
+from dataclasses import asdict, replace
+from ..core import Job, Trainer, atomic_write, save_checkpoint, seed_everything
+from .model import count_params
+from .featurize import featurizer_config
+from .datasets import load_qm9, qm9_path, load_moleculenet, molecules_from_smiles, moleculenet_path
+from .splits import holdout_split, inchikey_overlap
+from .objectives import MaskedAtoms, Contrastive, _Composite
+from .pretrain import withhold, data_hash, MolBatches, warmup_cosine, _downstream_smiles
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #72661846
+ARMS = ('none', 'masked_2d', 'contrastive', 'stage1', 'stage1+2')
+
+def e1_pretrain_config(**overrides) -> PretrainConfig:
+    "The CPU budget every pre-trained arm shares: `cpu` architecture, batch 64, 500 Stage-1 steps, one Stage-2 epoch."
+    kw = dict(n_qm9=16_000, epochs=(2, 1), max_steps=(500, 150), batch_size=64, lr=(5e-4, 2e-4), warmup_steps=20,
+              ckpt_every=50, stage2_n_2d=3_200, stage2_n_3d=3_200)
+    return PretrainConfig.preset_config('cpu', **{**kw, **overrides})
+
+def e1_pretrain_data(cfg: PretrainConfig, progress: bool = False) -> dict:
+    """QM9 (DFT geometries) minus a seeded 10k + 10k hold-out; a seeded subset of `n_qm9` paired molecules for Stage 1,
+    `stage2_n_3d` further QM9 molecules as 3D-only and `stage2_n_2d` HIV SMILES as 2D-only molecules for Stage 2;
+    every pre-training molecule whose InChIKey connectivity block is in a downstream set is dropped."""
+    with np.load(qm9_path()) as d: n_total = len(d['offsets']) - 1
+    train, valid, test = holdout_split(n_total, *cfg.holdout, seed=cfg.seed)
+    order = np.random.default_rng(cfg.seed).permutation(train)
+    n1, n3 = cfg.n_qm9, cfg.stage2_n_3d
+    qm9, _ = load_qm9(indices=sorted(order[:int(1.05 * (n1 + n3))].tolist()), progress=progress)
+    downstream = _downstream_smiles()
+    drop = set(inchikey_overlap(qm9.smiles, downstream, connectivity_only=True))
+    graphs = [g for i, g in enumerate(qm9.graphs) if i not in drop]
+    perm = np.random.default_rng(cfg.seed + 1).permutation(len(graphs)).tolist()
+    paired = [graphs[i] for i in perm if bool(graphs[i].has_2d)]
+    no_graph = [graphs[i] for i in perm if not bool(graphs[i].has_2d)]
+    stage1 = paired[:n1]
+    only3 = [withhold(g, '3d') for g in paired[n1:n1 + n3]] + no_graph
+    hiv = pd.read_csv(moleculenet_path('hiv'))['smiles'].tolist()
+    hiv = [hiv[i] for i in np.random.default_rng(cfg.seed + 2).permutation(len(hiv))[:int(1.1 * cfg.stage2_n_2d)]]
+    dropped_hiv = set(inchikey_overlap(hiv, downstream, connectivity_only=True))
+    hiv = [s for i, s in enumerate(hiv) if i not in dropped_hiv][:cfg.stage2_n_2d]
+    ds2, rep2 = molecules_from_smiles(hiv, name='stage2_2d', progress=progress)
+    for g in ds2.graphs:      # the fields of a QM9 molecule, so that both streams collate into one batch
+        g.y, g.qm9_index = torch.full((1, qm9.y.shape[1]), float('nan')), -1
+    counts = dict(qm9=n_total, holdout_valid=len(valid), holdout_test=len(test), qm9_loaded=len(qm9),
+                  dropped_downstream_overlap=len(drop), stage1_paired=len(stage1), stage2_3d_qm9=len(only3),
+                  qm9_without_graph=len(no_graph), stage2_2d_hiv=len(ds2), hiv_dropped_downstream=len(dropped_hiv))
+    return {'stage1': stage1, 'stage2_2d': list(ds2.graphs), 'stage2_3d': only3,
+            'holdout': {'valid': valid, 'test': test}, 'counts': counts}
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #3b4ae577
+class MaskedAtoms2D(_Composite):
+    "Baseline: masked-atom prediction on the 2D branch only (the molecules are given as 2D-only)."
+    units = (MaskedAtoms,)
+    uses = dict(atoms=True, coords=False, pairs=False)
+    decode_all = False
+
+class ContrastiveNoDecoders(_Composite):
+    "Baseline (GraphMVP-style): masked atoms in both branches and 2D-3D InfoNCE; no decoders, coordinate or SPD term."
+    units = (MaskedAtoms, Contrastive)
+    uses = dict(atoms=True, coords=False, pairs=False)
+    decode_all = False
+
+def pretrain_baseline(arm: str, cfg: PretrainConfig, data: dict, run_dir: str | Path) -> dict:
+    "The `masked_2d` or `contrastive` arm at the Stage-1 budget of `cfg` (same molecules, steps, batch, schedule)."
+    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed + 1)
+    if arm == 'masked_2d':
+        mcfg, graphs = cfg.model_config(), [withhold(g, '2d') for g in data['stage1']]
+        objective = MaskedAtoms2D(cfg.objective_config())
+    elif arm == 'contrastive':
+        mcfg, graphs = replace(cfg.model_config(), fusion='real_only'), data['stage1']
+        objective = ContrastiveNoDecoders(cfg.objective_config())
+    else: raise ValueError(f"arm={arm!r}; the baselines are 'masked_2d' and 'contrastive'.")
+    model = FlexMol(mcfg)
+    steps = min(math.ceil(len(graphs) / cfg.batch_size) * cfg.epochs[0], cfg.max_steps[0])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr[0], weight_decay=cfg.weight_decay)
+    trainer = Trainer(model, opt, objective, scheduler=warmup_cosine(opt, cfg.warmup_steps, steps), run_dir=run_dir,
+                      ckpt_every=cfg.ckpt_every, grad_clip=cfg.grad_clip, progress=False,
+                      config=dict(arm=arm, pretrain=asdict(cfg), model=asdict(mcfg)))
+    per_epoch = math.ceil(len(graphs) / cfg.batch_size)
+    trainer.fit(lambda e: MolBatches(graphs, cfg.batch_size, cfg.seed + 1000, e), epochs=math.ceil(steps / per_epoch),
+                max_steps=steps)
+    record = dict(arm=arm, stage=1, steps=trainer.step, target_steps=steps, finished=trainer.step >= steps,
+                  molecules=len(graphs), data_hash=data_hash(graphs), params=count_params(model))
+    if record['finished']:
+        save_checkpoint(run_dir/'model.pt', model=model.state_dict(), model_config=asdict(mcfg),
+                        featurizer=featurizer_config(), stage=1, parent=None, parent_hash=None,
+                        data_hash=record['data_hash'], pretrain_config=json.dumps(asdict(cfg)),
+                        decoders_trained=False, arm=arm)
+        with atomic_write(run_dir/'meta.json', 'w') as f: json.dump(record, f, indent=1, default=str)
+    return record
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #ca68f36f
+def run_pretraining(root: str | Path, cfg: PretrainConfig | None = None) -> dict:
+    "Every pre-trained arm into `root/<arm>/` (resumable): FlexMol Stage 1 and Stage 2, then the two baselines."
+    root, cfg = Path(root), cfg or e1_pretrain_config()
+    data = e1_pretrain_data(cfg)
+    t0 = time.perf_counter()
+    out = {'counts': data['counts']}
+    out['stage1'] = pretrain(cfg, data, root/'stage1', stage=1, progress=False)[0]
+    out['stage1+2'] = pretrain(cfg, data, root/'stage2', stage=2, parent=root/'stage1', progress=False)[0]
+    out['wall_s_flexmol'] = time.perf_counter() - t0
+    for arm in ('masked_2d', 'contrastive'): out[arm] = pretrain_baseline(arm, cfg, data, root/arm)
+    out['wall_s'] = time.perf_counter() - t0
+    return out
+
+def arm_checkpoints(root: str | Path) -> dict:
+    "The starting point of each arm: a preset name (`none`: from scratch) or a pre-training checkpoint under `root`."
+    root = Path(root)
+    return {'none': 'cpu', 'masked_2d': root/'masked_2d'/'model.pt', 'contrastive': root/'contrastive'/'model.pt',
+            'stage1': root/'stage1'/'model.pt', 'stage1+2': root/'stage2'/'model.pt'}
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #18d0f162
+FT_BUDGET = dict(epochs=1, batch_size=64, lr_body=3e-4, lr_head=1e-3, patience=None, warmup_fraction=0.06)
+_DATA = {}
+
+def downstream(task: str, conformers: bool = False):
+    "A MoleculeNet set (cached in memory), with ETKDG+MMFF conformers when `conformers`."
+    key = (task, conformers)
+    if key not in _DATA: _DATA[key] = load_moleculenet(task, conformers=conformers, seed=0, progress=False)[0]
+    return _DATA[key]
+
+def _small(res: dict) -> dict:
+    return {k: v for k, v in res.items() if k not in ('per_task',)}
+
+def e1_job(arm: str, ckpt, task: str, seed: int) -> dict:
+    "Fine-tune one arm on `task` with 2D input (scaffold split, the shared budget) and report valid/test ROC-AUC."
+    from reprbook.flexmol.finetune import fit
+    ds = downstream(task)
+    _, rec = fit(str(ckpt), ds, 'classification', '2d', splits='scaffold', seed=seed, progress=False, **FT_BUDGET)
+    return dict(arm=arm, task=task, test_auc=rec['test']['auc'], valid_auc=rec['valid']['auc'],
+                test=_small(rec['test']), valid=_small(rec['valid']), n=rec['n'], excluded=rec['excluded'],
+                conformers=dict(ds.report.conf_counts), steps=rec['steps'], best_step=rec['best_step'],
+                source=rec['source'], finetune_wall_s=rec['wall_s'])
+
+def e1_jobs(root, tasks=('bbbp', 'bace'), seeds=(0, 1, 2), arms=ARMS) -> list:
+    "One `Job` per task x arm x seed."
+    ck = arm_checkpoints(root)
+    return [Job(f'{task}_{arm}_s{seed}', (lambda a=arm, t=task, s=seed: e1_job(a, ck[a], t, s)),
+                config=dict(arm=arm, task=task, modality='2d', **FT_BUDGET), group=f'{task}/{arm}', seed=seed)
+            for task in tasks for arm in arms for seed in seeds]
+
+# %% ../../nbs/36_flexmol.experiments.ipynb #8e0cf0dc
+def e2_job(arm: str, ckpt, task: str, seed: int) -> dict:
+    """Fine-tune with `auto` (both modalities where a conformer exists), then evaluate the same checkpoint on the test
+    molecules that have a conformer with `2d`, `3d` and `both` input, and on every test molecule with `2d`."""
+    from reprbook.flexmol.finetune import fit, evaluate, split_indices
+    ds = downstream(task, conformers=True)
+    model, rec = fit(str(ckpt), ds, 'classification', 'auto', splits='scaffold', seed=seed, progress=False, **FT_BUDGET)
+    test = [ds.graphs[i] for i in split_indices(ds.smiles, 'scaffold', seed)[2]]
+    paired = [g for g in test if bool(g.has_3d) and bool(g.has_2d)]
+    res = {m: _small(evaluate(model, paired, model.task_info, m)) for m in ('2d', '3d', 'both')}
+    res['2d_all'] = _small(evaluate(model, test, model.task_info, '2d'))
+    return dict(arm=arm, task=task, auc={k: v['auc'] for k, v in res.items()}, eval=res, n=rec['n'],
+                excluded=rec['excluded'], conformers=dict(ds.report.conf_counts), test_with_conformer=len(paired),
+                test_all=len(test), valid_auc=rec['valid']['auc'], steps=rec['steps'], finetune_wall_s=rec['wall_s'])
+
+def e2_jobs(root, tasks=('bbbp', 'bace'), seeds=(0, 1, 2), arms=('contrastive', 'stage1+2')) -> list:
+    "One `Job` per task x arm x seed."
+    ck = arm_checkpoints(root)
+    return [Job(f'{task}_{arm}_s{seed}', (lambda a=arm, t=task, s=seed: e2_job(a, ck[a], t, s)),
+                config=dict(arm=arm, task=task, modality='auto', **FT_BUDGET), group=f'{task}/{arm}', seed=seed)
+            for task in tasks for arm in arms for seed in seeds]
