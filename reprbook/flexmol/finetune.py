@@ -149,7 +149,7 @@ def finetune_model(source: str | Path | FlexMol | FlexMolConfig | None = 'ci_smo
                              "build the model with the checkpoint's configuration.")
     return model, info
 
-# %% ../../nbs/35_flexmol.finetune.ipynb #473240e2
+# %% ../../nbs/35_flexmol.finetune.ipynb #0ff4eccc
 PRETRAINED = {'default': 'pretrained/flexmol_cpu_stage12.pt'}   # checkpoints shipped in reprbook/samples/flexmol
 
 def pretrained_path(source: str | Path) -> Path:
