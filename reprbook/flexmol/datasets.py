@@ -45,32 +45,40 @@ class LoadReport:
         "The offending rows as a DataFrame."
         return pd.DataFrame(self.rows, columns=['row', 'smiles', 'status', 'message'])
     def summary(self) -> dict:
-        return dict(name=self.name, rows=self.n_rows, loaded=self.n_loaded, tasks=self.n_tasks, nan_frac=round(self.nan_fraction, 4),
-                    **{k: v for k, v in sorted(self.counts.items())}, **{f'3d:{k}': v for k, v in sorted(self.conf_counts.items())})
+        return dict(name=self.name, rows=self.n_rows, loaded=self.n_loaded, tasks=self.n_tasks,
+                    nan_frac=round(self.nan_fraction, 4), **{k: v for k, v in sorted(self.counts.items())},
+                    **{f'3d:{k}': v for k, v in sorted(self.conf_counts.items())})
     def __repr__(self):
-        return (f'LoadReport({self.name!r}: {self.n_loaded}/{self.n_rows} rows loaded, counts={dict(sorted(self.counts.items()))}, '
+        return (f'LoadReport({self.name!r}: {self.n_loaded}/{self.n_rows} rows loaded, '
+                f'counts={dict(sorted(self.counts.items()))}, '
                 f'conformers={dict(sorted(self.conf_counts.items()))}, {len(self.rows)} notes)')
 
 class MolDataset(torch.utils.data.Dataset):
     "Molecules as `MolData` with their targets, source rows, task names and load report."
-    def __init__(self, graphs: list, smiles: list, rows: list, task_names: list, report: LoadReport, task_type: str | None = None):
-        self.graphs, self.smiles, self.rows, self.task_names, self.report, self.task_type = graphs, smiles, rows, task_names, report, task_type
+    def __init__(self, graphs: list, smiles: list, rows: list, task_names: list, report: LoadReport,
+                 task_type: str | None = None):
+        self.graphs, self.smiles, self.rows, self.task_names = graphs, smiles, rows, task_names
+        self.report, self.task_type = report, task_type
     def __len__(self): return len(self.graphs)
     def __getitem__(self, i): return self.graphs[i]
     @property
-    def y(self) -> torch.Tensor: return torch.cat([g.y for g in self.graphs]) if self.graphs else torch.zeros(0, len(self.task_names))
+    def y(self) -> torch.Tensor:
+        return torch.cat([g.y for g in self.graphs]) if self.graphs else torch.zeros(0, len(self.task_names))
     @property
     def has_3d(self) -> torch.Tensor: return torch.cat([g.has_3d for g in self.graphs])
     def subset(self, idx: Sequence[int]) -> 'MolDataset':
-        return MolDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], [self.rows[i] for i in idx], self.task_names, self.report, self.task_type)
+        return MolDataset([self.graphs[i] for i in idx], [self.smiles[i] for i in idx], [self.rows[i] for i in idx],
+                          self.task_names, self.report, self.task_type)
     def loader(self, batch_size: int = 64, shuffle: bool = False, seed: int = 0, **kw) -> torch.utils.data.DataLoader:
         "A DataLoader of dense batches (`collate_molecules`); shuffling is seeded."
         g = torch.Generator().manual_seed(seed)
-        return torch.utils.data.DataLoader(self, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate_molecules, **kw)
+        return torch.utils.data.DataLoader(self, batch_size=batch_size, shuffle=shuffle, generator=g,
+                                           collate_fn=collate_molecules, **kw)
     def status_frame(self) -> pd.DataFrame:
         "Per-molecule modality and conformer status (export it as CSV with `.to_csv`)."
         return pd.DataFrame(dict(row=self.rows, smiles=self.smiles, has_2d=[bool(g.has_2d) for g in self.graphs],
-                                 has_3d=[bool(g.has_3d) for g in self.graphs], conf_status=[CONF_STATUSES[int(g.conf_status)] for g in self.graphs]))
+                                 has_3d=[bool(g.has_3d) for g in self.graphs],
+                                 conf_status=[CONF_STATUSES[int(g.conf_status)] for g in self.graphs]))
     def __repr__(self): return f'MolDataset({self.report.name!r}, {len(self)} molecules, {len(self.task_names)} tasks)'
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #d56fc147
@@ -94,7 +102,8 @@ def _pick_columns(df: pd.DataFrame, smiles_col, target_cols, source):
     elif isinstance(target_cols, str): target_cols = [target_cols]
     missing = [c for c in target_cols if c not in cols]
     if missing:
-        raise ValueError(f"{source}: target columns {missing} not found; columns are {cols[:10]}{'...' if len(cols) > 10 else ''}")
+        raise ValueError(f"{source}: target columns {missing} not found; "
+                         f"columns are {cols[:10]}{'...' if len(cols) > 10 else ''}")
     return smiles_col, list(target_cols)
 
 def _parse_targets(df, target_cols, notes):
@@ -110,8 +119,9 @@ def _parse_targets(df, target_cols, notes):
         Y[:, k] = num.to_numpy(dtype=np.float64, na_value=np.nan)
     return Y
 
-def molecules_from_smiles(smiles: Sequence, Y: np.ndarray | None = None, notes: list | None = None, name: str = 'molecules',
-                          conformers: bool = False, fragments: str = 'largest', max_atoms: int | None = None, seed: int = 0,
+def molecules_from_smiles(smiles: Sequence, Y: np.ndarray | None = None, notes: list | None = None,
+                          name: str = 'molecules', conformers: bool = False, fragments: str = 'largest',
+                          max_atoms: int | None = None, seed: int = 0,
                           max_heavy_atoms: int = 50, timeout_s: float = 10.0, n_workers: int = 1, cache: bool = True,
                           featurize: bool = True, task_names: Sequence[str] = (), progress: bool = True,
                           explicit_h: bool = False) -> tuple[MolDataset | None, LoadReport]:
@@ -147,15 +157,18 @@ def molecules_from_smiles(smiles: Sequence, Y: np.ndarray | None = None, notes: 
             counts[st] += 1
             report.rows.append((r, smiles[r] if isinstance(smiles[r], str) else '', st, msg))
     report.counts = dict(counts)
-    report.conf_counts = dict(Counter(c[0] for c in confs)) if confs else ({'not_requested': len(kept)} if featurize else {})
+    report.conf_counts = (dict(Counter(c[0] for c in confs)) if confs
+                          else ({'not_requested': len(kept)} if featurize else {}))
     report.nan_fraction = float(np.isnan(Y[kept]).mean()) if Y.size and kept else 0.0
     ds = MolDataset(graphs, [str(smiles[r]) for r in kept], kept, list(task_names), report) if featurize else None
     return ds, report
 
-def load_molecule_csv(path: str | os.PathLike, smiles_col: str | None = None, target_cols: Sequence[str] | str | None = None,
+def load_molecule_csv(path: str | os.PathLike, smiles_col: str | None = None,
+                      target_cols: Sequence[str] | str | None = None,
                       name: str | None = None, **options) -> tuple[MolDataset | None, LoadReport]:
     """Load a CSV (or .csv.gz) of SMILES and targets: `(dataset, report)`. `smiles_col` defaults to the first of
-    `smiles`/`mol`; `target_cols` to every numeric column (or text column with >= 90 % numbers) except ids. Options: see `molecules_from_smiles`
+    `smiles`/`mol`; `target_cols` to every numeric column (or text column with >= 90 % numbers) except ids. Options:
+    see `molecules_from_smiles`
     (`conformers=True` adds ETKDG+MMFF 3D, `featurize=False` only checks and reports)."""
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f'load_molecule_csv: {path} does not exist')
@@ -170,20 +183,33 @@ def load_molecule_csv(path: str | os.PathLike, smiles_col: str | None = None, ta
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #900fd461
 DEEPCHEM_URL = 'https://deepchemdata.s3-us-west-1.amazonaws.com/datasets/'
-_TOX21 = ['NR-AR', 'NR-AR-LBD', 'NR-AhR', 'NR-Aromatase', 'NR-ER', 'NR-ER-LBD', 'NR-PPAR-gamma', 'SR-ARE', 'SR-ATAD5', 'SR-HSE', 'SR-MMP', 'SR-p53']
+_TOX21 = ['NR-AR', 'NR-AR-LBD', 'NR-AhR', 'NR-Aromatase', 'NR-ER', 'NR-ER-LBD', 'NR-PPAR-gamma', 'SR-ARE', 'SR-ATAD5',
+          'SR-HSE', 'SR-MMP', 'SR-p53']
 # key: local chemprop file, DeepChem file, task names (None: all numeric), rows (chemprop copy), tasks, type, md5 prefix
 MOLECULENET = {
-    'bbbp':     dict(file='bbbp.csv.gz', deepchem='BBBP.csv', tasks=['p_np'], rows=2039, n_tasks=1, type='classification', md5='559a12a0', deepchem_rows=2050),
-    'bace':     dict(file='bace.csv.gz', deepchem='bace.csv', tasks=['Class'], rows=1513, n_tasks=1, type='classification', md5='b8962e1a'),
-    'clintox':  dict(file='clintox.csv.gz', deepchem='clintox.csv.gz', tasks=['FDA_APPROVED', 'CT_TOX'], rows=1478, n_tasks=2, type='classification', md5='6919eb72'),
-    'sider':    dict(file='sider.csv.gz', deepchem='sider.csv.gz', tasks=None, rows=1427, n_tasks=27, type='classification', md5='38f6f6d4'),
-    'tox21':    dict(file='tox21.csv.gz', deepchem='tox21.csv.gz', tasks=_TOX21, rows=7831, n_tasks=12, type='classification', md5='f2a66333'),
-    'toxcast':  dict(file='toxcast.csv.gz', deepchem='toxcast_data.csv.gz', tasks=None, rows=8576, n_tasks=617, type='classification', md5='b99eedf3'),
-    'hiv':      dict(file='hiv.csv.gz', deepchem='HIV.csv', tasks=['HIV_active'], rows=41127, n_tasks=1, type='classification', md5='caadecf2'),
-    'muv':      dict(file='muv.csv.gz', deepchem='muv.csv.gz', tasks=None, rows=93087, n_tasks=17, type='classification', md5='79ed6de0'),
-    'esol':     dict(file='delaney.csv.gz', deepchem='delaney-processed.csv', tasks=['logp', 'measured log solubility in mols per litre'], rows=1128, n_tasks=1, type='regression', md5='f1c1400d'),
-    'freesolv': dict(file='freesolv.csv.gz', deepchem='SAMPL.csv', tasks=['freesolv', 'expt'], rows=642, n_tasks=1, type='regression', md5='a795b08c'),
-    'lipo':     dict(file='lipo.csv.gz', deepchem='Lipophilicity.csv', tasks=['lipo', 'exp'], rows=4200, n_tasks=1, type='regression', md5='bc7a1e35'),
+    'bbbp':     dict(file='bbbp.csv.gz', deepchem='BBBP.csv', tasks=['p_np'], rows=2039, n_tasks=1,
+                     type='classification', md5='559a12a0', deepchem_rows=2050),
+    'bace':     dict(file='bace.csv.gz', deepchem='bace.csv', tasks=['Class'], rows=1513, n_tasks=1,
+                     type='classification', md5='b8962e1a'),
+    'clintox':  dict(file='clintox.csv.gz', deepchem='clintox.csv.gz', tasks=['FDA_APPROVED', 'CT_TOX'], rows=1478,
+                     n_tasks=2, type='classification', md5='6919eb72'),
+    'sider':    dict(file='sider.csv.gz', deepchem='sider.csv.gz', tasks=None, rows=1427, n_tasks=27,
+                     type='classification', md5='38f6f6d4'),
+    'tox21':    dict(file='tox21.csv.gz', deepchem='tox21.csv.gz', tasks=_TOX21, rows=7831, n_tasks=12,
+                     type='classification', md5='f2a66333'),
+    'toxcast':  dict(file='toxcast.csv.gz', deepchem='toxcast_data.csv.gz', tasks=None, rows=8576, n_tasks=617,
+                     type='classification', md5='b99eedf3'),
+    'hiv':      dict(file='hiv.csv.gz', deepchem='HIV.csv', tasks=['HIV_active'], rows=41127, n_tasks=1,
+                     type='classification', md5='caadecf2'),
+    'muv':      dict(file='muv.csv.gz', deepchem='muv.csv.gz', tasks=None, rows=93087, n_tasks=17,
+                     type='classification', md5='79ed6de0'),
+    'esol':     dict(file='delaney.csv.gz', deepchem='delaney-processed.csv',
+                     tasks=['logp', 'measured log solubility in mols per litre'], rows=1128, n_tasks=1,
+                     type='regression', md5='f1c1400d'),
+    'freesolv': dict(file='freesolv.csv.gz', deepchem='SAMPL.csv', tasks=['freesolv', 'expt'], rows=642, n_tasks=1,
+                     type='regression', md5='a795b08c'),
+    'lipo':     dict(file='lipo.csv.gz', deepchem='Lipophilicity.csv', tasks=['lipo', 'exp'], rows=4200, n_tasks=1,
+                     type='regression', md5='bc7a1e35'),
 }
 _ALIASES = {'delaney': 'esol', 'lipophilicity': 'lipo', 'sampl': 'freesolv'}
 
@@ -204,7 +230,8 @@ def moleculenet_path(name: str, download: bool = False) -> Path:
         return cache_dir('downloads')/'moleculenet'/entry['deepchem']
     if not download:
         raise DataNotFoundError(f"MoleculeNet {name!r}: none of {entry['file']}, {entry['deepchem']} is in {folder}. "
-                                f"Pass download=True to fetch {DEEPCHEM_URL + entry['deepchem']}, or set REPRBOOK_DATA.")
+                                f"Pass download=True to fetch {DEEPCHEM_URL + entry['deepchem']}, "
+                                "or set REPRBOOK_DATA.")
     return fetch(f"moleculenet/{entry['deepchem']}", url=DEEPCHEM_URL + entry['deepchem'])
 
 def _csv_md5(path: Path) -> str:
@@ -226,11 +253,13 @@ def load_moleculenet(name: str, download: bool = False, **options) -> tuple[MolD
     chemprop = path.name in (entry['file'], entry['file'].removesuffix('.gz'))
     expected = entry['rows'] if chemprop else entry.get('deepchem_rows')
     if expected is not None and report.n_rows != expected:
-        raise ValueError(f'{key}: {path} has {report.n_rows} rows, expected {expected}; the file is truncated or a different version')
+        raise ValueError(f'{key}: {path} has {report.n_rows} rows, expected {expected}; '
+                         'the file is truncated or a different version')
     if report.n_tasks != entry['n_tasks']:
         raise ValueError(f"{key}: found {report.n_tasks} task columns, expected {entry['n_tasks']}")
     if chemprop and not report.md5.startswith(entry['md5']):
-        warnings.warn(f"{key}: MD5 of {path.name} is {report.md5}, the manifest says {entry['md5']}...; results may not be comparable")
+        warnings.warn(f"{key}: MD5 of {path.name} is {report.md5}, the manifest says {entry['md5']}...; "
+                      "results may not be comparable")
     return ds, report
 
 # %% ../../nbs/32_flexmol.datasets.ipynb #ec24b77a
@@ -250,8 +279,10 @@ def qm9_path(path: str | os.PathLike | None = None, download: bool = False) -> P
         return folder/'qm9.npz'
     if (cache_dir('qm9')/'qm9_deepchem.npz').exists(): return cache_dir('qm9')/'qm9_deepchem.npz'
     if download: return download_qm9()
-    raise DataNotFoundError(f"QM9: {folder/'qm9.npz'} not found (a compact copy of PyPI qm9pack 1.0.3 described by its MANIFEST.md). "
-                            "Point REPRBOOK_DATA at a directory holding qm9/qm9.npz, or pass download=True to fetch MoleculeNet's qm9.zip.")
+    raise DataNotFoundError(f"QM9: {folder/'qm9.npz'} not found "
+                            "(a compact copy of PyPI qm9pack 1.0.3 described by its MANIFEST.md). "
+                            "Point REPRBOOK_DATA at a directory holding qm9/qm9.npz, "
+                            "or pass download=True to fetch MoleculeNet's qm9.zip.")
 
 def qm9_mol_from_xyz(z: np.ndarray, pos: np.ndarray, smiles: str) -> tuple[Chem.Mol | None, str]:
     """An RDKit Mol with bonds perceived on the DFT geometry (atom order of `z`) and orders from the SMILES template,
@@ -268,18 +299,21 @@ def qm9_mol_from_xyz(z: np.ndarray, pos: np.ndarray, smiles: str) -> tuple[Chem.
         out = AllChem.AssignBondOrdersFromTemplate(template, mol)
         Chem.SanitizeMol(out)
     except Exception as e: return None, f'bond assignment failed: {type(e).__name__}: {str(e)[:80]}'
-    if Chem.MolToSmiles(Chem.RemoveHs(out), isomericSmiles=False) != Chem.MolToSmiles(Chem.MolFromSmiles(smiles), isomericSmiles=False):
+    if (Chem.MolToSmiles(Chem.RemoveHs(out), isomericSmiles=False)
+            != Chem.MolToSmiles(Chem.MolFromSmiles(smiles), isomericSmiles=False)):
         return None, 'perceived bonds differ from the SMILES'
     return out, ''
 
-def load_qm9(targets: Sequence[str] = ('homo', 'lumo', 'gap'), indices: Sequence[int] | None = None, explicit_h: bool = False,
+def load_qm9(targets: Sequence[str] = ('homo', 'lumo', 'gap'), indices: Sequence[int] | None = None,
+             explicit_h: bool = False,
              energies_in_ev: bool = True, progress: bool = True, path: str | os.PathLike | None = None,
              download: bool = False) -> tuple[MolDataset, LoadReport]:
     """QM9 with DFT coordinates (`conf_status='from_data'`) and the 2D graph in the same atom order; `indices` selects
     rows of the npz."""
     src = qm9_path(path, download)
     with np.load(src) as d:
-        off, Z, P, Ya, names, smiles_all, qid = d['offsets'], d['z'], d['pos'], d['y'], list(d['y_names']), d['smiles'], d['index']
+        off, Z, P, Ya = d['offsets'], d['z'], d['pos'], d['y']
+        names, smiles_all, qid = list(d['y_names']), d['smiles'], d['index']
     bad = [t for t in targets if t not in names]
     if bad: raise ValueError(f'QM9 targets {bad} unknown; available: {names}')
     cols = [names.index(t) for t in targets]
@@ -305,7 +339,8 @@ def load_qm9(targets: Sequence[str] = ('homo', 'lumo', 'gap'), indices: Sequence
             keep = np.ones(len(z), bool) if explicit_h else z != 1
             zz = z[keep].astype(np.int64)
             x = np.zeros((len(zz), 9), np.int64); x[:, 0] = zz - 1
-            g = _to_data(None, x, zz, np.zeros((2, 0), np.int64), np.zeros((0, 3), np.int64), pos[keep], Y[i], False, 'from_data', smi, False, MAX_SPD, H_MAX)
+            g = _to_data(None, x, zz, np.zeros((2, 0), np.int64), np.zeros((0, 3), np.int64), pos[keep], Y[i], False,
+                         'from_data', smi, False, MAX_SPD, H_MAX)
             notes.append([('no_2d_graph', why)])
         g.qm9_index = int(qid[i])
         graphs.append(g); smiles.append(smi)
@@ -329,12 +364,13 @@ def sample_path(name: str = '') -> Path:
 # %% ../../nbs/32_flexmol.datasets.ipynb #4eb2e99d
 QM9_ZIP_URL = DEEPCHEM_URL + 'molnet_publish/qm9.zip'
 QM9_UNCHARACTERIZED_URL = 'https://ndownloader.figshare.com/files/3195404'
-_QM9_CSV_COLUMNS = dict(mu='mu', alpha='alpha', homo='homo', lumo='lumo', gap='gap', r2='r2', zpve='zpve', U0='u0', U='u298',
-                        H='h298', G='g298', Cv='cv', A='A', B='B', C='C')
-_QM9_UNITS = dict(mu='D', alpha='bohr^3', homo='Hartree', lumo='Hartree', gap='Hartree', r2='bohr^2', zpve='Hartree', U0='Hartree',
-                  U='Hartree', H='Hartree', G='Hartree', Cv='cal/(mol K)', A='GHz', B='GHz', C='GHz')
+_QM9_CSV_COLUMNS = dict(mu='mu', alpha='alpha', homo='homo', lumo='lumo', gap='gap', r2='r2', zpve='zpve', U0='u0',
+                        U='u298', H='h298', G='g298', Cv='cv', A='A', B='B', C='C')
+_QM9_UNITS = dict(mu='D', alpha='bohr^3', homo='Hartree', lumo='Hartree', gap='Hartree', r2='bohr^2', zpve='Hartree',
+                  U0='Hartree', U='Hartree', H='Hartree', G='Hartree', Cv='cal/(mol K)', A='GHz', B='GHz', C='GHz')
 
-def qm9_npz_from_deepchem(zip_path: str | os.PathLike, uncharacterized_path: str | os.PathLike | None, out: str | os.PathLike) -> Path:
+def qm9_npz_from_deepchem(zip_path: str | os.PathLike, uncharacterized_path: str | os.PathLike | None,
+                          out: str | os.PathLike) -> Path:
     """Convert DeepChem's `qm9.zip` (gdb9.sdf + gdb9.sdf.csv) into the `qm9.npz` layout of the shared data, skipping
     uncharacterized molecules."""
     import zipfile
@@ -367,12 +403,14 @@ def qm9_npz_from_deepchem(zip_path: str | os.PathLike, uncharacterized_path: str
     offsets = np.concatenate([[0], np.cumsum([len(z) for z in zs])]).astype(np.int64)
     out = Path(out)
     with atomic_write(out) as f:
-        np.savez_compressed(f, index=np.array(idx, np.int32), smiles=np.array(smiles), z=np.concatenate(zs), pos=np.concatenate(poss),
+        np.savez_compressed(f, index=np.array(idx, np.int32), smiles=np.array(smiles), z=np.concatenate(zs),
+                            pos=np.concatenate(poss),
                             offsets=offsets, y=np.stack(ys), y_names=np.array(list(_QM9_CSV_COLUMNS)),
                             y_units=np.array(list(_QM9_UNITS.values())), y_source_columns=np.array(cols))
     return out
 
-def download_qm9(zip_url: str = QM9_ZIP_URL, uncharacterized_url: str | None = QM9_UNCHARACTERIZED_URL, progress: bool = True) -> Path:
+def download_qm9(zip_url: str = QM9_ZIP_URL, uncharacterized_url: str | None = QM9_UNCHARACTERIZED_URL,
+                 progress: bool = True) -> Path:
     """Fetch QM9 from its canonical MoleculeNet source (checked, atomic, via `fetch`) and convert it once; returns the
     npz path."""
     out = cache_dir('qm9')/'qm9_deepchem.npz'
@@ -388,8 +426,8 @@ def mol_config(preset: str = 'ci_smoke', **overrides) -> FlexMolConfig:
     return FlexMolConfig.preset(preset, atom_vocab=tuple(ATOM_FEATURE_DIMS), bond_vocab=tuple(BOND_FEATURE_DIMS),
                                 max_spd=MAX_SPD, h_max=H_MAX, **overrides)
 
-def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True, targets: bool = False,
-                 bucket: int = 1) -> list:
+def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True,
+                 targets: bool = False, bucket: int = 1) -> list:
     """Dense `MolBatch`es of `graphs` (or `(MolBatch, y)` pairs with `targets=True`), shuffled deterministically by
     `(seed, epoch)`. `bucket > 1` sorts each run of `bucket * batch_size` shuffled molecules by size before cutting
     batches (less padding, so less pair work), then shuffles the batch order."""
@@ -397,7 +435,8 @@ def make_batches(graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, s
     order = (torch.randperm(len(graphs), generator=g) if shuffle else torch.arange(len(graphs))).tolist()
     if bucket > 1:
         span = bucket * batch_size
-        order = [j for i in range(0, len(order), span) for j in sorted(order[i:i + span], key=lambda j: graphs[j].num_nodes)]
+        order = [j for i in range(0, len(order), span)
+                 for j in sorted(order[i:i + span], key=lambda j: graphs[j].num_nodes)]
     chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     if bucket > 1 and shuffle: chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=g).tolist()]
     out = []
@@ -418,4 +457,5 @@ def sample_molecules(seed: int = 0, n_workers: int = 1) -> dict:
 def modality_counts(graphs) -> dict[str, int]:
     "How many molecules have both modalities, only 2D, only 3D."
     kinds = [(bool(g.has_2d), bool(g.has_3d)) for g in graphs]
-    return {'both': kinds.count((True, True)), '2d_only': kinds.count((True, False)), '3d_only': kinds.count((False, True))}
+    return {'both': kinds.count((True, True)), '2d_only': kinds.count((True, False)),
+            '3d_only': kinds.count((False, True))}

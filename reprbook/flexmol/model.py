@@ -34,7 +34,8 @@ SHARE_MODES = ('attn', 'attn+ffn', 'all', 'none')
 MODALITIES = ('both', '2d', '3d', 'auto')
 
 _CHOICES = dict(share=SHARE_MODES, pair_update=('carry', 'static'), fl_position=('stem', 'side', 'approx'),
-                pool=('mean', 'token'), fusion=('concat', 'mean', 'cross_attn', 'real_only'), atom_features_3d=('z_only', 'full'))
+                pool=('mean', 'token'), fusion=('concat', 'mean', 'cross_attn', 'real_only'),
+                atom_features_3d=('z_only', 'full'))
 
 @dataclass
 class FlexMolConfig:
@@ -111,10 +112,12 @@ class MolBatch:
     def from_collated(cls, batch) -> 'MolBatch':
         "The dense fields of a `reprbook.flexmol.featurize.collate_molecules` batch."
         try:
-            return cls(batch.atom_mask.bool(), batch.x_dense, batch.spd_dense, batch.path_edges_dense, batch.path_len_dense,
-                       batch.pos_dense, batch.has_2d.bool().flatten(), batch.has_3d.bool().flatten())
+            return cls(batch.atom_mask.bool(), batch.x_dense, batch.spd_dense, batch.path_edges_dense,
+                       batch.path_len_dense, batch.pos_dense, batch.has_2d.bool().flatten(),
+                       batch.has_3d.bool().flatten())
         except AttributeError as e:
-            raise TypeError(f"MolBatch.from_collated needs a batch from reprbook.flexmol.featurize.collate_molecules ({e}).") from None
+            raise TypeError("MolBatch.from_collated needs a batch from "
+                            f"reprbook.flexmol.featurize.collate_molecules ({e}).") from None
 
     def select(self, idx: torch.Tensor) -> 'MolBatch':
         "The sub-batch of molecules `idx` (a 1D index tensor)."
@@ -129,12 +132,14 @@ class MolBatch:
     def check(self, cfg: FlexMolConfig) -> 'MolBatch':
         "Raise a clear error when a shape or an index does not fit `cfg`."
         B, n = self.atom_mask.shape
-        want = dict(atom_feat=(B, n, len(cfg.atom_vocab)), spd=(B, n, n), path=(B, n, n, cfg.h_max, len(cfg.bond_vocab)), path_len=(B, n, n),
-                    pos=(B, n, 3), has_2d=(B,), has_3d=(B,))
+        want = dict(atom_feat=(B, n, len(cfg.atom_vocab)), spd=(B, n, n),
+                    path=(B, n, n, cfg.h_max, len(cfg.bond_vocab)), path_len=(B, n, n), pos=(B, n, 3),
+                    has_2d=(B,), has_3d=(B,))
         for k, s in want.items():
             if tuple(getattr(self, k).shape) != s:
                 raise ValueError(f"MolBatch.{k} has shape {tuple(getattr(self, k).shape)}, expected {s} "
-                                 f"(B={B}, n={n}, h_max={cfg.h_max}); build batches with collate_mols or pad to this layout.")
+                                 f"(B={B}, n={n}, h_max={cfg.h_max}); "
+                                 "build batches with collate_mols or pad to this layout.")
         if self.atom_mask.dtype != torch.bool: raise ValueError("MolBatch.atom_mask must be a bool tensor.")
         if not self.atom_mask.any(1).all():
             raise ValueError(f"Molecules {(~self.atom_mask.any(1)).nonzero().flatten().tolist()} have no atoms.")
@@ -143,19 +148,23 @@ class MolBatch:
             col = self.atom_feat[..., c][real]
             if col.numel() and (col.min() < 0 or col.max() >= v):
                 raise ValueError(f"Atom feature column {c} has values in [{int(col.min())}, {int(col.max())}] but "
-                                 f"FlexMolConfig.atom_vocab[{c}]={v}; pass the featuriser's vocabulary sizes as atom_vocab.")
+                                 f"FlexMolConfig.atom_vocab[{c}]={v}; "
+                                 "pass the featuriser's vocabulary sizes as atom_vocab.")
         pair = real[:, :, None] & real[:, None, :]
         s = self.spd[pair]
         if s.numel() and (s.min() < 0 or s.max() > cfg.max_spd + 1):
-            raise ValueError(f"MolBatch.spd must lie in [0, {cfg.max_spd + 1}] (max_spd+1 = unreachable); got max {int(s.max())}.")
+            raise ValueError(f"MolBatch.spd must lie in [0, {cfg.max_spd + 1}] (max_spd+1 = unreachable); "
+                             f"got max {int(s.max())}.")
         if self.path_len.min() < 0 or self.path_len.max() > cfg.h_max:
-            raise ValueError(f"MolBatch.path_len must lie in [0, h_max={cfg.h_max}]; got [{int(self.path_len.min())}, {int(self.path_len.max())}].")
+            raise ValueError(f"MolBatch.path_len must lie in [0, h_max={cfg.h_max}]; "
+                             f"got [{int(self.path_len.min())}, {int(self.path_len.max())}].")
         used = (torch.arange(cfg.h_max, device=self.path_len.device) < self.path_len[..., None]) & pair[..., None]
         for c, v in enumerate(cfg.bond_vocab):
             col = self.path[..., c][used]
             if col.numel() and (col.min() < 0 or col.max() >= v):
                 raise ValueError(f"Path bond feature {c} has values in [{int(col.min())}, {int(col.max())}] but "
-                                 f"FlexMolConfig.bond_vocab[{c}]={v}; pass the featuriser's vocabulary sizes as bond_vocab.")
+                                 f"FlexMolConfig.bond_vocab[{c}]={v}; "
+                                 "pass the featuriser's vocabulary sizes as bond_vocab.")
         return self
 
 # %% ../../nbs/30_flexmol.model.ipynb #59be108a
@@ -182,14 +191,17 @@ def chain_molecules(sizes: Sequence[int], cfg: FlexMolConfig, seed: int = 0, dty
                 step = 1 if t > s else -1
                 edges = [min(u, u + step) for u in range(s, t, step)][:h]
                 if edges: path[b, s, t, :len(edges)] = bonds[edges]; path_len[b, s, t] = len(edges)
-        pos[b, :m] = torch.cumsum(torch.randn(m, 3, generator=g, dtype=dtype) * 0.6 + torch.tensor([1.2, 0, 0], dtype=dtype), 0)
+        pos[b, :m] = torch.cumsum(torch.randn(m, 3, generator=g, dtype=dtype) * 0.6
+                                  + torch.tensor([1.2, 0, 0], dtype=dtype), 0)
     full = torch.ones(B, dtype=torch.bool)
     return MolBatch(mask, feat, spd, path, path_len, pos,
-                    full if has_2d is None else torch.as_tensor(has_2d), full.clone() if has_3d is None else torch.as_tensor(has_3d))
+                    full if has_2d is None else torch.as_tensor(has_2d),
+                    full.clone() if has_3d is None else torch.as_tensor(has_3d))
 
 # %% ../../nbs/30_flexmol.model.ipynb #c9677467
 class GaussianKernels(nn.Module):
-    r"""$\psi^k(i,j)=\mathcal N(\gamma_{t_it_j}\lVert r_i-r_j\rVert+\beta_{t_it_j};\ \mu_k,|\sigma_k|)$: `(pos [B,n,3], types [B,n], mask [B,n]) -> [B,n,n,K]`, zero on padding pairs."""
+    r"""$\psi^k(i,j)=\mathcal N(\gamma_{t_it_j}\lVert r_i-r_j\rVert+\beta_{t_it_j};\ \mu_k,|\sigma_k|)$:
+    `(pos [B,n,3], types [B,n], mask [B,n]) -> [B,n,n,K]`, zero on padding pairs."""
     def __init__(self, n_kernels: int, n_types: int, init_max: float = 3.0, sigma_floor: float = 1e-5):
         super().__init__()
         self.n_types, self.sigma_floor = n_types, sigma_floor
@@ -227,7 +239,8 @@ class GaussianPairBias(nn.Module):
 
 # %% ../../nbs/30_flexmol.model.ipynb #4d1bb07a
 class DegreeEncoding(nn.Module):
-    r"""$\psi_{\deg(i)}$ with $\deg i=\#\{j: \mathrm{SPD}_{ij}=1\}$ capped at `max_degree`: `(spd [B,n,n], mask) -> [B,n,d]`."""
+    r"""$\psi_{\deg(i)}$ with $\deg i=\#\{j: \mathrm{SPD}_{ij}=1\}$ capped at `max_degree`:
+    `(spd [B,n,n], mask) -> [B,n,d]`."""
     def __init__(self, max_degree: int, d: int):
         super().__init__()
         self.max_degree, self.emb = max_degree, nn.Embedding(max_degree + 1, d)
@@ -236,7 +249,8 @@ class DegreeEncoding(nn.Module):
         return self.emb(deg)
 
 class SPDPathBias(nn.Module):
-    r"""$P^{(0)}_{h,ij}=b^h_{\mathrm{SPD}(i,j)}+\frac1{N_{ij}}\sum_{k\le N_{ij}}(e_k^\top W_k)_h$: `(spd [B,n,n], path [B,n,n,h_max,F], path_len [B,n,n], pair_mask) -> [B,H,n,n]`;
+    r"""$P^{(0)}_{h,ij}=b^h_{\mathrm{SPD}(i,j)}+\frac1{N_{ij}}\sum_{k\le N_{ij}}(e_k^\top W_k)_h$:
+    `(spd [B,n,n], path [B,n,n,h_max,F], path_len [B,n,n], pair_mask) -> [B,H,n,n]`;
     pairs where the optional bool `pair_mask [B,n,n]` is True get the `[MASK]` SPD embedding and no path term."""
     def __init__(self, n_heads: int, n_spd: int, h_max: int, bond_vocab: Sequence[int]):
         super().__init__()
@@ -257,7 +271,8 @@ class SPDPathBias(nn.Module):
 
 # %% ../../nbs/30_flexmol.model.ipynb #dd260bc3
 class PairBiasAttention(nn.Module):
-    r"""$S_h=(aW^Q_h)(aW^K_h)^\top/\sqrt{d_h}+B_h$, out $=\Vert_h\mathrm{softmax}(S_h)\,aW^V_h\,W^O$: `(a [B,n,d], B [B,H,n,n], mask [B,n]) -> (out, S)`.
+    r"""$S_h=(aW^Q_h)(aW^K_h)^\top/\sqrt{d_h}+B_h$, out $=\Vert_h\mathrm{softmax}(S_h)\,aW^V_h\,W^O$:
+    `(a [B,n,d], B [B,H,n,n], mask [B,n]) -> (out, S)`.
     Parameters: $4(d^2+d)$."""
     def __init__(self, d: int, n_heads: int, attn_dropout: float = 0.0):
         super().__init__()
@@ -271,7 +286,8 @@ class PairBiasAttention(nn.Module):
         q, k, v = heads(self.q(a)), heads(self.k(a)), heads(self.v(a))
         # logits, carried pair bias and softmax stay in full precision
         with torch.autocast(a.device.type, enabled=False):
-            logits = full_precision(q) @ full_precision(k).transpose(-1, -2) / math.sqrt(d // self.n_heads) + full_precision(bias)
+            logits = (full_precision(q) @ full_precision(k).transpose(-1, -2) / math.sqrt(d // self.n_heads)
+                      + full_precision(bias))
             w = self.drop(logits.masked_fill(~mask[:, None, None, :], float('-inf')).softmax(-1))
         return self.o((w.to(v.dtype) @ v).transpose(1, 2).reshape(B, n, d)), logits
 
@@ -281,9 +297,11 @@ class FeedForward(nn.Sequential):
         super().__init__(nn.Linear(d, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d))
 
 class EncoderLayer(nn.Module):
-    r"""Pre-LN pair-bias layer: $h\leftarrow h+\mathrm{Attn}(\mathrm{LN}_1h, B)$, $h\leftarrow h+\mathrm{FFN}(\mathrm{LN}_2h)$; returns `(h, S)`.
+    r"""Pre-LN pair-bias layer: $h\leftarrow h+\mathrm{Attn}(\mathrm{LN}_1h, B)$,
+    $h\leftarrow h+\mathrm{FFN}(\mathrm{LN}_2h)$; returns `(h, S)`.
     `attn`, `ffn`, `ln1`, `ln2` may be modules shared with another layer."""
-    def __init__(self, attn: PairBiasAttention, ffn: FeedForward, ln1: nn.LayerNorm, ln2: nn.LayerNorm, dropout: float = 0.0):
+    def __init__(self, attn: PairBiasAttention, ffn: FeedForward, ln1: nn.LayerNorm, ln2: nn.LayerNorm,
+                 dropout: float = 0.0):
         super().__init__()
         self.attn, self.ffn, self.ln1, self.ln2, self.drop = attn, ffn, ln1, ln2, nn.Dropout(dropout)
 
@@ -326,10 +344,12 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 class BranchEncoder(nn.Module):
-    r"""$F$ pair-bias layers and a final LayerNorm: `(h0 [B,n,d], B0 [B,H,n,n], mask) -> (h^{(F)}, S^{(F)}, readout [B,d])`,
+    r"""$F$ pair-bias layers and a final LayerNorm:
+    `(h0 [B,n,d], B0 [B,H,n,n], mask) -> (h^{(F)}, S^{(F)}, readout [B,d])`,
     with $B\leftarrow S$ (`carry`) or $B\leftarrow B^{(0)}$ (`static`). Readout: the mean over real atoms, or with
     `n_heads` given, a virtual token $t$ prepended to the atoms whose pairs get a learned bias $b^t_h$ (Graphormer)."""
-    def __init__(self, layers: Sequence[EncoderLayer], d: int, pair_update: str = 'carry', token_heads: int | None = None):
+    def __init__(self, layers: Sequence[EncoderLayer], d: int, pair_update: str = 'carry',
+                 token_heads: int | None = None):
         super().__init__()
         self.layers, self.ln_f, self.pair_update = nn.ModuleList(layers), nn.LayerNorm(d), pair_update
         if token_heads:
@@ -372,7 +392,8 @@ class AtomEmbedding(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 class Input2D(nn.Module):
-    r"""2D branch input: $x_i=X_i+\psi_{\deg i}$, stem $\tilde x=\mathrm{MLP}_{2D\text{-}FL}(x)$, pair bias $P^{(0)}$."""
+    r"""2D branch input: $x_i=X_i+\psi_{\deg i}$, stem $\tilde x=\mathrm{MLP}_{2D\text{-}FL}(x)$,
+    pair bias $P^{(0)}$."""
     def __init__(self, cfg: FlexMolConfig):
         super().__init__()
         self.atoms, self.degree = AtomEmbedding(cfg.atom_vocab, cfg.d), DegreeEncoding(cfg.max_degree, cfg.d)
@@ -402,11 +423,13 @@ class Input3D(nn.Module):
 
 # %% ../../nbs/30_flexmol.model.ipynb #c11e7d76
 class ModalityDecoder(nn.Module):
-    r"""$\mathrm{Dec}(h^{(F)},B^{(F)})\to(\hat h,\hat B)$: `dec_layers` pair-bias layers (own parameters, $B\leftarrow S$),
+    r"""$\mathrm{Dec}(h^{(F)},B^{(F)})\to(\hat h,\hat B)$: `dec_layers` pair-bias layers
+    (own parameters, $B\leftarrow S$),
     $\hat h=\mathrm{LN}(h)W+b$, $\hat B=\mathrm{GELU}(S W_1+b_1)W_2+b_2$ per pair ($H\to H$)."""
     def __init__(self, cfg: FlexMolConfig):
         super().__init__()
-        layers = [EncoderLayer(PairBiasAttention(cfg.d, cfg.n_heads, cfg.attn_dropout), FeedForward(cfg.d, cfg.d_ff, cfg.dropout),
+        layers = [EncoderLayer(PairBiasAttention(cfg.d, cfg.n_heads, cfg.attn_dropout),
+                               FeedForward(cfg.d, cfg.d_ff, cfg.dropout),
                                nn.LayerNorm(cfg.d), nn.LayerNorm(cfg.d), cfg.dropout) for _ in range(cfg.dec_layers)]
         self.body = BranchEncoder(layers, cfg.d, 'carry')
         self.atom_head = nn.Linear(cfg.d, cfg.d)
@@ -434,7 +457,9 @@ class CrossAttention(nn.Module):
         return self.o((w @ heads(self.v(c))).transpose(1, 2).reshape(B, n, d))
 
 class CrossAttentionFusion(nn.Module):
-    r"""$x\leftarrow x+\mathrm{CA}(\mathrm{LN}x,\mathrm{LN}y)$, $y\leftarrow y+\mathrm{CA}'(\mathrm{LN}'y,\mathrm{LN}'x)$, then $[\mathrm{mean}(x);\mathrm{mean}(y)]$ over real atoms."""
+    r"""$x\leftarrow x+\mathrm{CA}(\mathrm{LN}x,\mathrm{LN}y)$,
+    $y\leftarrow y+\mathrm{CA}'(\mathrm{LN}'y,\mathrm{LN}'x)$, then $[\mathrm{mean}(x);\mathrm{mean}(y)]$
+    over real atoms."""
     def __init__(self, d: int, n_heads: int):
         super().__init__()
         self.ln_2d, self.ln_3d = nn.LayerNorm(d), nn.LayerNorm(d)
@@ -446,7 +471,8 @@ class CrossAttentionFusion(nn.Module):
         return torch.cat([masked_mean(x, mask), masked_mean(y, mask)], -1)
 
 class DenoisingHead(nn.Module):
-    r"""$\hat\epsilon_i=\sum_h w_h\sum_{j\ne i}\alpha^h_{ij}u^h_j\,\frac{r_i-r_j}{\lVert r_i-r_j\rVert}$: `(y^F [B,n,d], Q^F [B,H,n,n], pos [B,n,3], mask) -> [B,n,3]`, E(3)-equivariant."""
+    r"""$\hat\epsilon_i=\sum_h w_h\sum_{j\ne i}\alpha^h_{ij}u^h_j\,\frac{r_i-r_j}{\lVert r_i-r_j\rVert}$:
+    `(y^F [B,n,d], Q^F [B,H,n,n], pos [B,n,3], mask) -> [B,n,3]`, E(3)-equivariant."""
     def __init__(self, d: int, n_heads: int):
         super().__init__()
         self.n_heads, self.q, self.k, self.u = n_heads, nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, n_heads)
@@ -484,7 +510,7 @@ class FlexMolOutput:
     stem_3d: torch.Tensor         # y~
     bias_2d: torch.Tensor         # P^(0) [B,H,n,n] where 2D was real
     bias_3d: torch.Tensor         # Q^(0)
-    decoded_3d: dict = field(default_factory=dict)   # {'idx', 'atoms' (y^), 'pair' (Q^)} for the molecules decoded 2D->3D
+    decoded_3d: dict = field(default_factory=dict)   # {'idx', 'atoms' (y^), 'pair' (Q^)} for molecules decoded 2D->3D
     decoded_2d: dict = field(default_factory=dict)   # {'idx', 'atoms' (x^), 'pair' (P^)}
     embed_2d: torch.Tensor | None = None             # x [B,n,d] (embedding before the FL MLP) where 2D was real
     embed_3d: torch.Tensor | None = None             # y
@@ -525,7 +551,8 @@ class FlexMol(nn.Module):
                 raise ValueError(f"modality={modality!r} needs {name} for every molecule, but molecules "
                                  f"{(~have).nonzero().flatten().tolist()[:10]} have none; use modality='auto'.")
         if not (has_2d | has_3d).all():
-            raise ValueError(f"Molecules {(~(has_2d | has_3d)).nonzero().flatten().tolist()[:10]} have neither 2D nor 3D inputs.")
+            raise ValueError(f"Molecules {(~(has_2d | has_3d)).nonzero().flatten().tolist()[:10]} "
+                             "have neither 2D nor 3D inputs.")
         use_2d = has_2d & (modality != '3d')
         use_3d = has_3d & (modality != '2d')
         return use_2d, use_3d
@@ -565,7 +592,8 @@ class FlexMol(nn.Module):
                 if len(miss):
                     yd_F, Qd_F, gd = self.encoder_3d(y_hat[miss], Q_hat[miss], mb2.atom_mask[j2][miss])
                     k = i2[j2][miss]
-                    atoms_3d, pair_3d, pooled_3d = (t.index_copy(0, k, v) for t, v in ((atoms_3d, yd_F), (pair_3d, Qd_F), (pooled_3d, gd)))
+                    atoms_3d, pair_3d, pooled_3d = (t.index_copy(0, k, v) for t, v in
+                                                    ((atoms_3d, yd_F), (pair_3d, Qd_F), (pooled_3d, gd)))
             if len(j3):
                 x_hat, P_hat = self.decoder_3to2(y_F[j3], Q_F[j3], mb3.atom_mask[j3])
                 decoded_2d = dict(idx=i3[j3], atoms=x_hat, pair=P_hat)
@@ -573,14 +601,16 @@ class FlexMol(nn.Module):
                 if len(miss):
                     xd_F, Pd_F, gd = self.encoder_2d(x_hat[miss], P_hat[miss], mb3.atom_mask[j3][miss])
                     k = i3[j3][miss]
-                    atoms_2d, pair_2d, pooled_2d = (t.index_copy(0, k, v) for t, v in ((atoms_2d, xd_F), (pair_2d, Pd_F), (pooled_2d, gd)))
+                    atoms_2d, pair_2d, pooled_2d = (t.index_copy(0, k, v) for t, v in
+                                                    ((atoms_2d, xd_F), (pair_2d, Pd_F), (pooled_2d, gd)))
         # 3. readout, fusion, task head
         if cfg.fusion == 'cross_attn': fused = self.fusion(atoms_2d, atoms_3d, mb.atom_mask)
         elif cfg.fusion == 'mean': fused = (pooled_2d + pooled_3d) / 2
         else: fused = torch.cat([pooled_2d, pooled_3d], -1)
         realised = torch.where(use_2d & use_3d, 0, torch.where(use_2d, 1, 2))
-        return FlexMolOutput(self.task_head(fused), fused, atoms_2d, atoms_3d, pair_2d, pair_3d, pooled_2d, pooled_3d, realised,
-                             _scatter(i2, x_tilde, B), _scatter(i3, y_tilde, B), _scatter(i2, P0, B), _scatter(i3, Q0, B),
+        return FlexMolOutput(self.task_head(fused), fused, atoms_2d, atoms_3d, pair_2d, pair_3d, pooled_2d, pooled_3d,
+                             realised, _scatter(i2, x_tilde, B), _scatter(i3, y_tilde, B), _scatter(i2, P0, B),
+                             _scatter(i3, Q0, B),
                              decoded_3d, decoded_2d, _scatter(i2, x, B), _scatter(i3, y, B))
 
 # %% ../../nbs/30_flexmol.model.ipynb #e8043a05
@@ -593,11 +623,14 @@ def flexmol_param_count(cfg: FlexMolConfig) -> dict[str, int]:
     groups = {
         'input_2d': emb_2d + d * (cfg.max_degree + 1) + H * (cfg.n_spd + 1) + H * sum(v + 1 for v in cfg.bond_vocab)
                     + cfg.h_max * H * H + mlp(d, d, d),
-        'input_3d': (d * T if cfg.atom_features_3d == 'z_only' else emb_2d) + 2 * K + 2 * T * T + K * d + mlp(K, K, H) + mlp(d, d, d),
+        'input_3d': (d * T if cfg.atom_features_3d == 'z_only' else emb_2d) + 2 * K + 2 * T * T + K * d
+                    + mlp(K, K, H) + mlp(d, d, d),
         'encoders': encoder_layer_params(cfg) + 2 * 2 * d + (2 * (d + H) if cfg.pool == 'token' else 0),
         'decoders': 0 if cfg.fusion == 'real_only' else
-                    2 * (cfg.dec_layers * (4 * (d * d + d) + 2 * d * f + f + d + 4 * d) + 2 * d + lin(d, d) + mlp(H, H, H)),
-        'heads': mlp(d if cfg.fusion == 'mean' else 2 * d, cfg.head_hidden or d, cfg.n_tasks) + 2 * mlp(d, d, cfg.proj_dim)
+                    2 * (cfg.dec_layers * (4 * (d * d + d) + 2 * d * f + f + d + 4 * d) + 2 * d + lin(d, d)
+                         + mlp(H, H, H)),
+        'heads': mlp(d if cfg.fusion == 'mean' else 2 * d, cfg.head_hidden or d, cfg.n_tasks)
+                 + 2 * mlp(d, d, cfg.proj_dim)
                  + 2 * lin(d, cfg.atom_vocab[0]) + lin(H, cfg.n_spd) + 2 * lin(d, d) + lin(d, H) + H
                  + (2 * (2 * d + 4 * (d * d + d)) if cfg.fusion == 'cross_attn' else 0),
     }
