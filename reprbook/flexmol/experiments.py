@@ -121,7 +121,7 @@ def gpu(out_dir: str | Path) -> dict:
         raise RuntimeError("The flexmol gpu preset needs a CUDA device (none is visible); run --preset cpu or smoke.")
     return _two_stages('gpu_full', Path(out_dir))
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #a8b109e5
+# %% ../../nbs/36_flexmol.experiments.ipynb #218dff42
 import math
 from dataclasses import asdict, replace
 from ..core import Job, Trainer, atomic_write, save_checkpoint, seed_everything
@@ -132,7 +132,7 @@ from .splits import holdout_split, inchikey_overlap
 from .objectives import MaskedAtoms, Contrastive, _Composite
 from .pretrain import withhold, data_hash, MolBatches, warmup_cosine, _downstream_smiles
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #f503098f
+# %% ../../nbs/36_flexmol.experiments.ipynb #09b14e42
 ARMS = ('none', 'masked_2d', 'contrastive', 'stage1', 'stage1+2')
 
 def e1_pretrain_config(**overrides) -> PretrainConfig:
@@ -171,7 +171,7 @@ def e1_pretrain_data(cfg: PretrainConfig, progress: bool = False) -> dict:
     return {'stage1': stage1, 'stage2_2d': list(ds2.graphs), 'stage2_3d': only3,
             'holdout': {'valid': valid, 'test': test}, 'counts': counts}
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #5775f19b
+# %% ../../nbs/36_flexmol.experiments.ipynb #70ed46aa
 class MaskedAtoms2D(_Composite):
     "Baseline: masked-atom prediction on the 2D branch only (the molecules are given as 2D-only)."
     units = (MaskedAtoms,)
@@ -214,7 +214,7 @@ def pretrain_baseline(arm: str, cfg: PretrainConfig, data: dict, run_dir: str | 
         with atomic_write(run_dir/'meta.json', 'w') as f: json.dump(record, f, indent=1, default=str)
     return record
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #45be9085
+# %% ../../nbs/36_flexmol.experiments.ipynb #d0aa4047
 def run_pretraining(root: str | Path, cfg: PretrainConfig | None = None) -> dict:
     "Every pre-trained arm into `root/<arm>/` (resumable): FlexMol Stage 1 and Stage 2, then the two baselines."
     root, cfg = Path(root), cfg or e1_pretrain_config()
@@ -234,7 +234,7 @@ def arm_checkpoints(root: str | Path) -> dict:
     return {'none': 'cpu', 'masked_2d': root/'masked_2d'/'model.pt', 'contrastive': root/'contrastive'/'model.pt',
             'stage1': root/'stage1'/'model.pt', 'stage1+2': root/'stage2'/'model.pt'}
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #8e5acec4
+# %% ../../nbs/36_flexmol.experiments.ipynb #62cf0ed5
 FT_BUDGET = dict(epochs=1, batch_size=64, lr_body=3e-4, lr_head=1e-3, patience=None, warmup_fraction=0.06)
 _DATA = {}
 
@@ -264,7 +264,7 @@ def e1_jobs(root, tasks=('bbbp', 'bace'), seeds=(0, 1, 2), arms=ARMS) -> list:
                 config=dict(arm=arm, task=task, modality='2d', **FT_BUDGET), group=f'{task}/{arm}', seed=seed)
             for task in tasks for arm in arms for seed in seeds]
 
-# %% ../../nbs/36_flexmol.experiments.ipynb #e273e4b5
+# %% ../../nbs/36_flexmol.experiments.ipynb #10190da3
 def e2_job(arm: str, ckpt, task: str, seed: int) -> dict:
     """Fine-tune with `auto` (both modalities where a conformer exists), then evaluate the same checkpoint on the test
     molecules that have a conformer with `2d`, `3d` and `both` input, and on every test molecule with `2d`."""
