@@ -609,7 +609,10 @@ def stored_output_offenders(nbs=None) -> dict:
             opts, _ = build_docs.cell_options(src)
             hidden = any(re.match(r'^\s*#\|\s*(hide|exporti?)\b', l) for l in src.splitlines()) or \
                 str(opts.get('include', True)).lower() == 'false' or str(opts.get('echo', True)).lower() == 'false'
-            if re.search(r'\bfilterwarnings\(|\bsimplefilter\(', src) and not hidden:
+            # a filter call that starts a code line (not one in a string, such as a subprocess's script), outside a
+            # `catch_warnings` block (which tests that a warning is raised, and is part of the page's content)
+            if (re.search(r'^\s*(\w+\.)?(filterwarnings|simplefilter)\(', src, re.M) and 'catch_warnings(' not in src
+                    and not hidden):
                 items.append(f'cell {i}: a visible warning filter; move it to a cell of its own under `#| hide`')
             if str(opts.get('output', True)).lower() == 'false' or str(opts.get('include', True)).lower() == 'false': continue
             for o in c.get('outputs') or []:
