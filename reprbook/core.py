@@ -114,7 +114,7 @@ def fetch(relpath: str | os.PathLike, url: str | None = None, md5: str | None = 
     if found.exists(): return found
     cached = cache_dir('downloads')/relpath
     if cached.exists(): return cached
-    if url is not None and os.environ.get('REPRBOOK_OFFLINE', '0') not in ('0', ''):
+    if url is not None and not url.startswith('file:') and os.environ.get('REPRBOOK_OFFLINE', '0') not in ('0', ''):
         raise DataNotFoundError(f"{relpath} is not in the data directory {root}, and REPRBOOK_OFFLINE is set, so it "
             f"was not downloaded from {url}. Place it at {found}, point REPRBOOK_DATA at a directory that holds it, "
             "or unset REPRBOOK_OFFLINE.")
