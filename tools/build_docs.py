@@ -41,8 +41,9 @@ OTHER_SECTION = 'More'
 PAPERS = {
     '1': dict(paper='Modulate Your Spectrum in Self-Supervised Learning', venue='Weng et al., ICLR 2024',
               paper_url='https://arxiv.org/abs/2305.16789', code='winci-ai/INTL', code_url='https://github.com/winci-ai/INTL',
-              blurb='Whitening is one spectral transformation among many; IterNorm with a trace loss equalises the '
-                    "embedding's eigenvalues and avoids dimensional collapse."),
+              blurb='Whitening is one spectral transformation among many; IterNorm with a trace loss pushes the '
+                    "embedding's eigenvalues toward a flat spectrum: what the trace loss guarantees is proved, the rest "
+                    'is measured.'),
     '2': dict(paper='Rot-Pro: Modeling Transitivity by Projection in Knowledge Graph Embedding', venue='Song et al., NeurIPS 2021',
               paper_url='https://arxiv.org/abs/2110.14450', code='tewiSong/Rot-Pro', code_url='https://github.com/tewiSong/Rot-Pro',
               blurb='An idempotent projection followed by a relational rotation models transitive relations, which '
