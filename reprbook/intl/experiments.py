@@ -7,10 +7,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['REPLICATION', 'METHOD_OVERRIDES', 'POWER_PS', 'FULL_TEST', 'COLUMNS', 'ABLATION', 'T_VALUES', 'BATCH_SIZES',
-           'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'SMOKE', 'GPU_TRUNCATED', 'replication_config', 'cached_data',
-           'ssl_job', 'ssl_jobs', 'replication_jobs', 'extra_seed_jobs', 'power_sweep_jobs', 'run_replication',
-           'full_test_jobs', 'run_group', 'load_runs', 'replication_table', 'ablation_jobs', 'toy_T_jobs',
-           'run_linear_toy', 'toy_sweeps', 'smoke', 'cpu', 'gpu']
+           'BS_SEEDS', 'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'SMOKE', 'GPU_TRUNCATED', 'replication_config',
+           'cached_data', 'ssl_job', 'ssl_jobs', 'replication_jobs', 'extra_seed_jobs', 'power_sweep_jobs',
+           'run_replication', 'full_test_jobs', 'run_group', 'load_runs', 'replication_table', 'ablation_jobs',
+           'toy_T_jobs', 'run_linear_toy', 'toy_sweeps', 'smoke', 'cpu', 'gpu']
 
 # %% ../../nbs/14_intl.experiments.ipynb #b0f7b967
 import torch
@@ -144,13 +144,15 @@ ABLATION = dict(REPLICATION, epochs=5, knn_every=5)     # the per-run budget of 
 _PSTS = (0.5, 0.0, 1.0, 0.25, 0.75, 0.4, 0.6, 0.45, 0.55)   # spread first: a partial sweep is still informative
 T_VALUES = (1, 2, 4, 8, 3, 5, 6)
 BATCH_SIZES = (64, 128, 256, 512)
+BS_SEEDS = (0, 1, 2)
 
 def ablation_jobs() -> list[tuple[str, SSLConfig]]:
     """The ablation queue in priority order: (a) INTL seeds 0-2 with today's code (replication budget); (b) power ST on
     the d×d covariance (projector 512 → 64, batch 256) with the trace loss (β by the rule), then without; (c) Barlow
     Twins, VICReg and W-MSE at their own recipes (replication budget); (d) T for INTL and IterNorm alone; (e) batch
-    size m with β from the rule against β fixed at its value for m = 256 (projector 1024 so that d > m throughout)."""
-    A = lambda m, **kw: replication_config(m, 0, base=ABLATION, **kw)
+    size m with β from the rule against β fixed at its value for m = 256 (projector 1024 so that d > m throughout),
+    seed 0 for every m first, then seeds 1 and 2."""
+    A = lambda m, s=0, **kw: replication_config(m, s, base=ABLATION, **kw)
     jobs = [(f'intl_today_s{s}', replication_config('intl', s)) for s in (0, 1, 2)]
     for tr in (True, False):
         kw = lambda p: {'p': p, 'axis': 1, 'beta': None if tr else 0.0}
@@ -159,9 +161,10 @@ def ablation_jobs() -> list[tuple[str, SSLConfig]]:
     for T in T_VALUES:
         jobs += [(f'T{T}_intl_s0', A('intl', method_kwargs={'T': T})),
                  (f'T{T}_iternorm_s0', A('iternorm_only', method_kwargs={'T': T}))]
-    for bs in BATCH_SIZES:
-        jobs += [(f'bs{bs}_{kind}_s0', A('intl', batch_size=bs, proj_dim=1024, method_kwargs=kw))
-                 for kind, kw in (('rule', {}), ('fixed', {'beta': intl_beta(256)})) if bs != 256 or kind == 'rule']
+    for s in BS_SEEDS:
+        for bs in BATCH_SIZES:
+            jobs += [(f'bs{bs}_{kind}_s{s}', A('intl', s, batch_size=bs, proj_dim=1024, method_kwargs=kw))
+                     for kind, kw in (('rule', {}), ('fixed', {'beta': intl_beta(256)})) if bs != 256 or kind == 'rule']
     return jobs
 
 # %% ../../nbs/14_intl.experiments.ipynb #1211176f
