@@ -15,7 +15,7 @@ from .model import FlexMol, FlexMolOutput, MolBatch, REALISED
 __all__ = ['COORD_TASKS', 'SPD_TARGETS', 'COORD_LOSSES', 'ObjectiveConfig', 'mask_atoms', 'mask_pairs', 'Corrupted', 'corrupt',
            'Objective', 'MaskedAtoms', 'info_nce', 'retrieval_accuracy', 'Contrastive', 'decoder_consistency',
            'fl_approximation', 'DecoderConsistency', 'coord_prediction', 'CoordinateRecovery', 'SPDPrediction',
-           'Stage1', 'Stage2']
+           'Composite', 'Stage1', 'Stage2']
 
 # %% ../../nbs/33_flexmol.objectives.ipynb #c9bd531c
 COORD_TASKS = ('denoise', 'masked_coords')
@@ -274,8 +274,8 @@ class SPDPrediction(Objective):
         return {'spd': self.cfg.lambda_spd * F.cross_entropy(logits, target)}, {'spd_acc': acc}
 
 # %% ../../nbs/33_flexmol.objectives.ipynb #12c6880b
-class _Composite(Objective):
-    "A weighted sum of units sharing one corruption and one forward pass."
+class Composite(Objective):
+    "A weighted sum of units sharing one corruption and one forward pass (subclass it with `units = (...)`)."
     units: tuple = ()
     def __init__(self, cfg: ObjectiveConfig | None = None, **overrides):
         super().__init__(cfg, **overrides)
@@ -290,7 +290,9 @@ class _Composite(Objective):
         logs.update({f'n_{name}': (out.realised == i).sum() for i, name in enumerate(REALISED)})
         return res, logs
 
-class Stage1(_Composite):
+_Composite = Composite   # the earlier, private name; kept so that existing imports keep working
+
+class Stage1(Composite):
     "FlexMol Stage 1 on paired 2D+3D molecules: masked atoms, InfoNCE, decoder consistency, coordinates, SPD."
     units = (MaskedAtoms, Contrastive, DecoderConsistency, CoordinateRecovery, SPDPrediction)
     uses = dict(atoms=True, coords=True, pairs=None)
@@ -303,7 +305,7 @@ class Stage1(_Composite):
         return super().__call__(model, mb)
 
 # %% ../../nbs/33_flexmol.objectives.ipynb #512843aa
-class Stage2(_Composite):
+class Stage2(Composite):
     "FlexMol Stage 2 on single-modality molecules: the real branch's losses plus InfoNCE against the generated branch."
     units = (MaskedAtoms, CoordinateRecovery)
     uses = dict(atoms=True, coords=True, pairs=False)

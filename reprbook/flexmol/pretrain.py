@@ -18,8 +18,8 @@ from .splits import holdout_split, inchikey_overlap
 from .objectives import ObjectiveConfig, Stage1, Stage2
 
 # %% auto #0
-__all__ = ['DOWNSTREAM_SETS', 'PretrainConfig', 'withhold', 'data_hash', 'pretrain_data', 'MolBatches', 'warmup_cosine',
-           'load_pretrained', 'pretrain', 'trainer_step_after', 'pretrain_stage']
+__all__ = ['DOWNSTREAM_SETS', 'PretrainConfig', 'withhold', 'data_hash', 'downstream_smiles', 'pretrain_data', 'MolBatches',
+           'warmup_cosine', 'load_pretrained', 'pretrain', 'trainer_step_after', 'pretrain_stage']
 
 # %% ../../nbs/34_flexmol.pretrain.ipynb #cd4b142f
 DOWNSTREAM_SETS = ('bbbp', 'bace', 'clintox', 'sider', 'tox21', 'esol', 'freesolv', 'lipo')
@@ -105,7 +105,8 @@ def _split_unpaired(graphs, seed):
     half = len(order) // 2
     return [withhold(graphs[i], '2d') for i in order[:half]], [withhold(graphs[i], '3d') for i in order[half:]]
 
-def _downstream_smiles() -> list[str]:
+def downstream_smiles() -> list[str]:
+    "Every SMILES of the downstream MoleculeNet sets (`DOWNSTREAM_SETS`), the molecules pre-training must not see."
     import pandas as pd
     from reprbook.flexmol.datasets import moleculenet_path
     out = []
@@ -114,6 +115,8 @@ def _downstream_smiles() -> list[str]:
         col = next(c for c in df.columns if c.lower() in ('smiles', 'mol'))
         out += [s for s in df[col] if isinstance(s, str)]
     return out
+
+_downstream_smiles = downstream_smiles   # the earlier, private name; kept so that existing imports keep working
 
 def _stage2_pool(cfg: PretrainConfig, downstream: list[str], progress: bool) -> tuple[list, list, dict]:
     "2D-only and 3D-only molecules from MoleculeNet SMILES pools minus downstream molecules, 3D by conformers."
@@ -142,7 +145,7 @@ def pretrain_data(cfg: PretrainConfig, progress: bool = True) -> dict:
     qm9, _ = load_qm9(path=src, progress=progress)
     train, valid, test = holdout_split(len(qm9), *cfg.holdout, seed=cfg.seed)
     graphs = [qm9.graphs[i] for i in train]
-    downstream = _downstream_smiles() if cfg.dedupe else []
+    downstream = downstream_smiles() if cfg.dedupe else []
     n_dedup = 0
     if cfg.dedupe:
         drop = set(inchikey_overlap([g.smiles for g in graphs], downstream, connectivity_only=True))
