@@ -20,9 +20,10 @@ from .objectives import decoder_consistency
 from .pretrain import PretrainConfig, load_pretrained, pretrain, pretrain_data
 
 # %% auto #0
-__all__ = ['ARMS', 'FT_BUDGET', 'decoder_quality', 'smoke', 'cpu', 'gpu', 'e1_pretrain_config', 'e1_pretrain_data',
-           'MaskedAtoms2D', 'ContrastiveNoDecoders', 'pretrain_baseline', 'run_pretraining', 'arm_checkpoints',
-           'downstream', 'e1_job', 'e1_jobs', 'e2_job', 'e2_jobs']
+__all__ = ['ARMS', 'FT_BUDGET', 'TASKS', 'QM9_GAP', 'decoder_quality', 'smoke', 'cpu', 'gpu', 'e1_pretrain_config',
+           'e1_pretrain_data', 'MaskedAtoms2D', 'ContrastiveNoDecoders', 'pretrain_baseline', 'run_pretraining',
+           'arm_checkpoints', 'task_budget', 'qm9_gap_rows', 'downstream', 'headline', 'e1_job', 'e1_jobs', 'e2_job',
+           'e2_jobs', 'grid']
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #f47e8b98
 @torch.no_grad()
@@ -129,8 +130,8 @@ from .model import count_params
 from .featurize import featurizer_config
 from .datasets import load_qm9, qm9_path, load_moleculenet, molecules_from_smiles, moleculenet_path
 from .splits import holdout_split, inchikey_overlap
-from .objectives import MaskedAtoms, Contrastive, _Composite
-from .pretrain import withhold, data_hash, MolBatches, warmup_cosine, _downstream_smiles
+from .objectives import MaskedAtoms, Contrastive, Composite
+from .pretrain import withhold, data_hash, MolBatches, warmup_cosine, downstream_smiles
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #09b14e42
 ARMS = ('none', 'masked_2d', 'contrastive', 'stage1', 'stage1+2')
@@ -150,7 +151,7 @@ def e1_pretrain_data(cfg: PretrainConfig, progress: bool = False) -> dict:
     order = np.random.default_rng(cfg.seed).permutation(train)
     n1, n3 = cfg.n_qm9, cfg.stage2_n_3d
     qm9, _ = load_qm9(indices=sorted(order[:int(1.05 * (n1 + n3))].tolist()), progress=progress)
-    downstream = _downstream_smiles()
+    downstream = downstream_smiles()
     drop = set(inchikey_overlap(qm9.smiles, downstream, connectivity_only=True))
     graphs = [g for i, g in enumerate(qm9.graphs) if i not in drop]
     perm = np.random.default_rng(cfg.seed + 1).permutation(len(graphs)).tolist()
@@ -172,13 +173,13 @@ def e1_pretrain_data(cfg: PretrainConfig, progress: bool = False) -> dict:
             'holdout': {'valid': valid, 'test': test}, 'counts': counts}
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #70ed46aa
-class MaskedAtoms2D(_Composite):
+class MaskedAtoms2D(Composite):
     "Baseline: masked-atom prediction on the 2D branch only (the molecules are given as 2D-only)."
     units = (MaskedAtoms,)
     uses = dict(atoms=True, coords=False, pairs=False)
     decode_all = False
 
-class ContrastiveNoDecoders(_Composite):
+class ContrastiveNoDecoders(Composite):
     "Baseline (GraphMVP-style): masked atoms in both branches and 2D-3D InfoNCE; no decoders, coordinate or SPD term."
     units = (MaskedAtoms, Contrastive)
     uses = dict(atoms=True, coords=False, pairs=False)
@@ -236,52 +237,91 @@ def arm_checkpoints(root: str | Path) -> dict:
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #62cf0ed5
 FT_BUDGET = dict(epochs=1, batch_size=64, lr_body=3e-4, lr_head=1e-3, patience=None, warmup_fraction=0.06)
+TASKS = {'bbbp': 'classification', 'bace': 'classification', 'clintox': 'classification', 'qm9_gap': 'regression'}
+_METRIC = {'classification': 'ROC-AUC (%)', 'regression': 'MAE (meV)'}
+QM9_GAP = dict(n_train=2_000, n_valid=500, n_test=1_000, epochs=3)
 _DATA = {}
 
+def task_budget(task: str) -> dict:
+    "The fine-tuning settings of `task`: `FT_BUDGET` for every task, with `QM9_GAP['epochs']` epochs for `qm9_gap`."
+    return {**FT_BUDGET, 'epochs': QM9_GAP['epochs']} if task == 'qm9_gap' else dict(FT_BUDGET)
+
+def qm9_gap_rows(cfg: PretrainConfig | None = None) -> tuple[list[int], list[int], list[int]]:
+    """QM9 rows of the gap task, all removed before pre-training: train and valid drawn (seeded) from the hold-out's
+    validation part, test from its test part."""
+    cfg = cfg or e1_pretrain_config()
+    with np.load(qm9_path()) as d: n_total = len(d['offsets']) - 1
+    _, valid, test = holdout_split(n_total, *cfg.holdout, seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed + 3)
+    v, t = rng.permutation(valid).tolist(), rng.permutation(test).tolist()
+    a, b = QM9_GAP['n_train'], QM9_GAP['n_train'] + QM9_GAP['n_valid']
+    return sorted(v[:a]), sorted(v[a:b]), sorted(t[:QM9_GAP['n_test']])
+
 def downstream(task: str, conformers: bool = False):
-    "A MoleculeNet set (cached in memory), with ETKDG+MMFF conformers when `conformers`."
-    key = (task, conformers)
-    if key not in _DATA: _DATA[key] = load_moleculenet(task, conformers=conformers, seed=0, progress=False)[0]
+    """`(dataset, splits)`, cached in memory: a MoleculeNet set with the scaffold split (ETKDG+MMFF conformers when
+    `conformers`), or `qm9_gap` (DFT geometries, gap in eV) with the rows of `qm9_gap_rows` as index lists."""
+    if task not in TASKS: raise ValueError(f"task={task!r}; choose one of {', '.join(TASKS)}.")
+    key = (task, conformers or task == 'qm9_gap')
+    if key not in _DATA:
+        if task == 'qm9_gap':
+            parts = qm9_gap_rows()
+            ds = load_qm9(('gap',), indices=[i for p in parts for i in p], progress=False)[0]
+            a, b = len(parts[0]), len(parts[0]) + len(parts[1])
+            _DATA[key] = ds, (list(range(a)), list(range(a, b)), list(range(b, len(ds))))
+        else: _DATA[key] = load_moleculenet(task, conformers=conformers, seed=0, progress=False)[0], 'scaffold'
     return _DATA[key]
 
-def _small(res: dict) -> dict:
-    return {k: v for k, v in res.items() if k not in ('per_task',)}
+def headline(task: str, res: dict) -> float:
+    "The number a table shows for an `evaluate` result: ROC-AUC in % (classification) or MAE in meV (`qm9_gap`)."
+    return 100 * res['auc'] if TASKS[task] == 'classification' else 1000 * res['mae']
 
 def e1_job(arm: str, ckpt, task: str, seed: int) -> dict:
-    "Fine-tune one arm on `task` with 2D input (scaffold split, the shared budget) and report valid/test ROC-AUC."
+    "Fine-tune one arm on `task` with 2D input (the task's split and budget); valid and test headline numbers."
     from reprbook.flexmol.finetune import fit
-    ds = downstream(task)
-    _, rec = fit(str(ckpt), ds, 'classification', '2d', splits='scaffold', seed=seed, progress=False, **FT_BUDGET)
-    return dict(arm=arm, task=task, test_auc=rec['test']['auc'], valid_auc=rec['valid']['auc'],
-                test=_small(rec['test']), valid=_small(rec['valid']), n=rec['n'], excluded=rec['excluded'],
-                conformers=dict(ds.report.conf_counts), steps=rec['steps'], best_step=rec['best_step'],
-                source=rec['source'], finetune_wall_s=rec['wall_s'])
+    ds, splits = downstream(task)
+    _, rec = fit(str(ckpt), ds, TASKS[task], '2d', splits=splits, seed=seed, progress=False, **task_budget(task))
+    return dict(arm=arm, task=task, metric=_METRIC[TASKS[task]], test_score=headline(task, rec['test']),
+                valid_score=headline(task, rec['valid']), test=rec['test'], valid=rec['valid'], n=rec['n'],
+                excluded=rec['excluded'], conformers=dict(ds.report.conf_counts), steps=rec['steps'],
+                best_step=rec['best_step'], source=rec['source'], finetune_wall_s=rec['wall_s'])
 
-def e1_jobs(root, tasks=('bbbp', 'bace'), seeds=(0, 1, 2), arms=ARMS) -> list:
+def e1_jobs(root, tasks=tuple(TASKS), seeds=(0, 1, 2), arms=ARMS) -> list:
     "One `Job` per task x arm x seed."
     ck = arm_checkpoints(root)
     return [Job(f'{task}_{arm}_s{seed}', (lambda a=arm, t=task, s=seed: e1_job(a, ck[a], t, s)),
-                config=dict(arm=arm, task=task, modality='2d', **FT_BUDGET), group=f'{task}/{arm}', seed=seed)
+                config=dict(arm=arm, task=task, modality='2d', **task_budget(task)), group=f'{task}/{arm}', seed=seed)
             for task in tasks for arm in arms for seed in seeds]
 
 # %% ../../nbs/36_flexmol.experiments.ipynb #10190da3
-def e2_job(arm: str, ckpt, task: str, seed: int) -> dict:
-    """Fine-tune with `auto` (both modalities where a conformer exists), then evaluate the same checkpoint on the test
-    molecules that have a conformer with `2d`, `3d` and `both` input, and on every test molecule with `2d`."""
+def e2_job(arm: str, ckpt, task: str, seed: int, train_modality: str = 'auto') -> dict:
+    """Fine-tune with `train_modality` (`auto`: both modalities where a conformer exists), then evaluate the same
+    checkpoint on the test molecules that have a conformer with `2d`, `3d` and `both` input, and on every test
+    molecule with `2d`."""
     from reprbook.flexmol.finetune import fit, evaluate, split_indices
-    ds = downstream(task, conformers=True)
-    model, rec = fit(str(ckpt), ds, 'classification', 'auto', splits='scaffold', seed=seed, progress=False, **FT_BUDGET)
-    test = [ds.graphs[i] for i in split_indices(ds.smiles, 'scaffold', seed)[2]]
+    ds, splits = downstream(task, conformers=True)
+    model, rec = fit(str(ckpt), ds, TASKS[task], train_modality, splits=splits, seed=seed, progress=False,
+                     **task_budget(task))
+    test = [ds.graphs[i] for i in split_indices(ds.smiles, splits, seed)[2]]
     paired = [g for g in test if bool(g.has_3d) and bool(g.has_2d)]
-    res = {m: _small(evaluate(model, paired, model.task_info, m)) for m in ('2d', '3d', 'both')}
-    res['2d_all'] = _small(evaluate(model, test, model.task_info, '2d'))
-    return dict(arm=arm, task=task, auc={k: v['auc'] for k, v in res.items()}, eval=res, n=rec['n'],
-                excluded=rec['excluded'], conformers=dict(ds.report.conf_counts), test_with_conformer=len(paired),
-                test_all=len(test), valid_auc=rec['valid']['auc'], steps=rec['steps'], finetune_wall_s=rec['wall_s'])
+    res = {m: evaluate(model, paired, model.task_info, m) for m in ('2d', '3d', 'both')}
+    res['2d_all'] = evaluate(model, test, model.task_info, '2d')
+    return dict(arm=arm, task=task, train_modality=train_modality, metric=_METRIC[TASKS[task]],
+                score={k: headline(task, v) for k, v in res.items()}, eval=res, n=rec['n'], excluded=rec['excluded'],
+                conformers=dict(ds.report.conf_counts), test_with_conformer=len(paired), test_all=len(test),
+                valid_score=headline(task, rec['valid']), steps=rec['steps'], finetune_wall_s=rec['wall_s'])
 
-def e2_jobs(root, tasks=('bbbp', 'bace'), seeds=(0, 1, 2), arms=('contrastive', 'stage1+2')) -> list:
-    "One `Job` per task x arm x seed."
-    ck = arm_checkpoints(root)
-    return [Job(f'{task}_{arm}_s{seed}', (lambda a=arm, t=task, s=seed: e2_job(a, ck[a], t, s)),
-                config=dict(arm=arm, task=task, modality='auto', **FT_BUDGET), group=f'{task}/{arm}', seed=seed)
+def e2_jobs(root, tasks=tuple(TASKS), seeds=(0, 1, 2), arms=('contrastive', 'stage1+2'),
+            train_modality: str = 'auto') -> list:
+    "One `Job` per task x arm x seed (names without a modality tag for `auto`, with `_ft3d` etc. otherwise)."
+    ck, tag = arm_checkpoints(root), '' if train_modality == 'auto' else f'_ft{train_modality}'
+    return [Job(f'{task}_{arm}{tag}_s{seed}', (lambda a=arm, t=task, s=seed: e2_job(a, ck[a], t, s, train_modality)),
+                config=dict(arm=arm, task=task, modality=train_modality, **task_budget(task)),
+                group=f'{task}/{arm}{tag}', seed=seed)
             for task in tasks for arm in arms for seed in seeds]
+
+def grid(root, tasks=tuple(TASKS), seeds=(0, 1, 2)) -> list[tuple[str, list]]:
+    """`(results sub-folder, jobs)` in the order they run: E1 then E2 of each task for seed 0, the same for the other
+    seeds, then E2 fine-tuned with 3D only."""
+    out = [(part, jobs(root, (task,), (seed,))) for seed in seeds for task in tasks
+           for part, jobs in (('e1', e1_jobs), ('e2', e2_jobs))]
+    return out + [('e2', e2_jobs(root, tasks, (seed,), train_modality='3d')) for seed in seeds]
