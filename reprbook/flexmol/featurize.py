@@ -311,11 +311,17 @@ def collate_molecules(data_list: Sequence[MolData], max_spd: int = MAX_SPD, h_ma
     else:
         spd, paths, plen = pair_features([d.edge_index.numpy() for d in data_list],
                                          [d.edge_attr.numpy() for d in data_list], sizes, max_spd, h_max)
+    widths = {str(d.y.shape[1]) if 'y' in d else 'none' for d in data_list}
+    if len(widths) > 1:
+        raise ValueError(f"collate_molecules: the molecules carry targets `y` of different widths "
+                         f"(columns: {', '.join(sorted(widths))}); give every molecule the same "
+                         "targets, or drop `y` before collating (pre-training does: MolBatches(labels=False)).")
+    common = set(data_list[0].keys()).intersection(*(d.keys() for d in data_list[1:]))
     sparse = []
-    for d in data_list:
-        s = d.clone() if any(k in d for k in PAIR_KEYS) else d
-        for k in PAIR_KEYS:
-            if k in s: del s[k]
+    for d in data_list:     # pair tensors go dense below; bookkeeping only some sources carry (`qm9_index`) is left out
+        drop = [k for k in d.keys() if k in PAIR_KEYS or k not in common]
+        s = d.clone() if drop else d
+        for k in drop: del s[k]
         sparse.append(s)
     batch = Batch.from_data_list(sparse)
     mask = torch.zeros(B, N, dtype=torch.bool)

@@ -172,9 +172,11 @@ def pretrain_data(cfg: PretrainConfig, progress: bool = True) -> dict:
 
 # %% ../../nbs/34_flexmol.pretrain.ipynb #391d93e1
 class MolBatches:
-    "An epoch of dense `MolBatch`es of `graphs`, collated lazily, order fixed by `(seed, epoch)`, in size buckets."
+    """An epoch of dense `MolBatch`es of `graphs`, collated lazily, order fixed by `(seed, epoch)`, in size buckets.
+    Pre-training uses no labels: `labels=False` drops each molecule's targets `y` before collating, so streams that
+    mix labelled sets (QM9's three energies) and unlabelled ones (MoleculeNet SMILES pools) batch together."""
     def __init__(self, graphs: list, batch_size: int, seed: int = 0, epoch: int = 0, bucket: int = 4,
-                 shard: bool = True):
+                 shard: bool = True, labels: bool = False):
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(graphs), generator=g).tolist()
         span = bucket * batch_size
@@ -185,11 +187,16 @@ class MolBatches:
         info = dist_info()
         if shard and info.world_size > 1:     # under torchrun each rank takes every world_size-th batch
             chunks = chunks[info.rank::info.world_size][:len(chunks) // info.world_size]
-        self.graphs, self.chunks = graphs, chunks
+        self.graphs, self.chunks, self.labels = graphs, chunks, labels
     def __len__(self): return len(self.chunks)
+    def _molecule(self, j):
+        g = self.graphs[j]
+        if self.labels or 'y' not in g: return g
+        h = copy.copy(g); del h.y                   # a shallow copy: the stored molecule keeps its targets
+        return h
     def __iter__(self):
         from reprbook.flexmol.model import MolBatch
-        for c in self.chunks: yield MolBatch.from_collated(collate_molecules([self.graphs[j] for j in c]))
+        for c in self.chunks: yield MolBatch.from_collated(collate_molecules([self._molecule(j) for j in c]))
 
 def warmup_cosine(optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up for `warmup` steps, then cosine decay to 0 at `total` steps."
