@@ -10,26 +10,30 @@ import contextlib, dataclasses, math, os, statistics, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PROJECTION_INITS', 'SYNTHETIC', 'COUNTRIES', 'CPU_LP', 'LP_TEST_TRIPLES', 'TRANSITIVE_RELATION', 'MODELS', 'VARIANTS',
-           'PAPER_NUMBERS', 'MECHANISM_GRAPHS', 'MECHANISM_VARIANTS', 'PAPER_RECIPES', 'SMOKE_MODELS', 'GPU_PRESET',
-           'run_kge', 'projection_stats', 'wrap_angle', 'relation_parameters', 'init_projection_', 'projection_init',
-           'kge_job', 'synthetic_jobs', 'countries_jobs', 'cpu_lp_jobs', 'plan', 'load_runs', 'summary_table',
-           'paired_table', 'lp_table', 'mechanism_jobs', 'subspace_counts', 'mechanism_table', 'mechanism_figure',
-           'run_recipe', 'gpu_ready', 'smoke', 'cpu', 'gpu']
+__all__ = ['SYNTHETIC', 'COUNTRIES', 'CPU_LP', 'LP_TEST_TRIPLES', 'TRANSITIVE_RELATION', 'MODELS', 'VARIANTS', 'PAPER_NUMBERS',
+           'MECHANISM_GRAPHS', 'MECHANISM_VARIANTS', 'COUNTRIES_BUDGET', 'COUNTRIES_GRID', 'BUDGET_MODELS',
+           'FB_TRANSITIVE', 'PARITY', 'PAPER_RECIPES', 'SMOKE_MODELS', 'GPU_PRESET', 'run_kge', 'projection_stats',
+           'wrap_angle', 'relation_parameters', 'kge_job', 'synthetic_jobs', 'countries_jobs', 'cpu_lp_jobs', 'plan',
+           'load_runs', 'summary_table', 'paired_table', 'lp_table', 'mechanism_jobs', 'subspace_counts',
+           'mechanism_table', 'mechanism_figure', 'countries_grid_jobs', 'choose_setting', 'countries_budget_jobs',
+           'transitive_relations', 'fb_transitive_jobs', 'parity_job', 'parity_jobs', 'run_recipe', 'gpu_ready',
+           'smoke', 'cpu', 'gpu']
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #64fb9a91
 import json
 import torch
-import reprbook.rotpro.train as kge_train
 from ..core import Job, experiment, paired_differences, results_dir, run_jobs, summarise
 from .data import KG, load_kg, load_kg_dir, synthetic_kg
-from .train import KGEConfig, train_kge, evaluate, countries_auc_pr
+from .train import KGEConfig, train_kge, evaluate, countries_auc_pr, build_model
+from .data import relation_patterns
+from .reference import official_train
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #5dc26971
 def run_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, test_relations: list[str] | None = None,
             countries: bool = False, progress: bool = False, by_relation: bool = True, max_test: int | None = None,
             parameters: bool = False) -> dict:
-    "Train `cfg` on `kg` and evaluate on test; a flat record of metrics, configuration and timings."
+    """Train `cfg` on `kg` and evaluate on test; a flat record of metrics, configuration and timings. When `cfg`
+    validates (`eval_every`), the best validation score and its step; on Countries, the best weights' test AUC-PR."""
     t0 = time.perf_counter()
     _, trainer = train_kge(kg, cfg, run_dir, progress=progress)
     model, t_train = trainer.model, time.perf_counter() - t0
@@ -37,8 +41,17 @@ def run_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, te
     last = means.get('loss', trainer.history[-1]['loss'] if trainer.history else None)
     rec = {'data': kg.name, 'model': cfg.model, 'seed': cfg.seed, 'dim': cfg.dim, 'steps': trainer.step,
            'train_s': round(t_train, 1), 'final_loss': None if last is None else float(last)}
+    best = next((c for c in trainer.callbacks if hasattr(c, 'load_best')), None)
+    if best is not None and best.best is not None:
+        rec['best_valid'] = {'metric': best.metric, 'value': best.best, 'step': best.best_step}
+        rec['evaluations'] = best.evaluations
     if countries:
         rec['auc_pr'] = countries_auc_pr(model, kg, 'test'); rec['valid_auc_pr'] = countries_auc_pr(model, kg, 'valid')
+        if 'best_valid' in rec:                  # the best validation weights, then back to the final ones
+            final = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.load_best(model, run_dir)
+            rec['auc_pr_best'] = countries_auc_pr(model, kg, 'test')
+            model.load_state_dict(final)
     else:
         test = kg.test
         if test_relations:
@@ -84,29 +97,6 @@ def relation_parameters(model, kg: KG, decimals: int = 4) -> dict:
     return {r: {k: [round(float(x), decimals) for x in v[i].reshape(-1)] for k, v in p.items()}
             for i, r in enumerate(kg.relations)}
 
-# %% ../../nbs/23_rotpro.experiments.ipynb #997382ee
-PROJECTION_INITS = {'half': None, 'uniform': (0.0, 1.0), 'half_pm0.1': (0.4, 0.6)}
-
-def init_projection_(model, kind: str, seed: int):
-    "Re-initialise Rot-Pro's a, b in place from `PROJECTION_INITS[kind]` (None: the official ½); others untouched."
-    if kind not in PROJECTION_INITS:
-        raise ValueError(f"projection init must be one of {', '.join(PROJECTION_INITS)}, got {kind!r}")
-    rng = PROJECTION_INITS[kind]
-    if rng is None or not hasattr(model, 'projection_embedding_a'): return model
-    g = torch.Generator().manual_seed(10_000 + seed)
-    with torch.no_grad():
-        for p in (model.projection_embedding_a, model.projection_embedding_b): p.uniform_(*rng, generator=g)
-    return model
-
-@contextlib.contextmanager
-def projection_init(kind: str, seed: int):
-    "Inside the block, `train_kge` builds its models through `init_projection_(model, kind, seed)`."
-    init_projection_(None, kind, seed)   # validates `kind`
-    build = kge_train.build_model
-    kge_train.build_model = lambda cfg, n_e, n_r: init_projection_(build(cfg, n_e, n_r), kind, seed)
-    try: yield
-    finally: kge_train.build_model = build
-
 # %% ../../nbs/23_rotpro.experiments.ipynb #e51e6452
 SYNTHETIC = dict(dim=32, negatives=64, batch=128, gamma=6.0, lr=1e-3, steps=1000, adv_temperature=1.0, alpha=5e-4,
                  gamma_m=1e-6, beta=1.5)
@@ -137,21 +127,25 @@ def _job_data(source, cache={}):
     if key not in cache: cache[key] = synthetic_kg(name, seed) if kind == 'synthetic' else load_kg(name)
     return cache[key]
 
-def kge_job(name: str, source: tuple, base: dict, variant: str, seed: int, parameters: bool = False, **over) -> Job:
-    "A `core.Job` training `variant` (a key of `VARIANTS`) with `base` settings on the graph `source`; then evaluating."
+def kge_job(name: str, source: tuple, base: dict, variant: str, seed: int, parameters: bool = False,
+            group: str | None = None, test_relations=None, **over) -> Job:
+    """A `core.Job` training `variant` (a key of `VARIANTS`) with `base` settings on the graph `source`, then testing.
+    `test_relations` (names, or a function of the graph returning names) restricts the test set of an `'lp'` graph,
+    fully (no subset); on the synthetic graphs it is the transitive relation."""
     changes, init = VARIANTS[variant]
-    cfg = KGEConfig(seed=seed, **{**base, **over, **changes, 'model': changes.get('model', 'rotpro')})
+    cfg = KGEConfig(seed=seed, projection_init=init,
+                    **{**base, **over, **changes, 'model': changes.get('model', 'rotpro')})
     kind = source[0]
     def fn() -> dict:
         kg = _job_data(source)
-        with projection_init(init, seed):
-            rec = run_kge(kg, cfg, countries=kind == 'countries', by_relation=kind == 'lp', parameters=parameters,
-                          test_relations=[TRANSITIVE_RELATION[_data_name(source)]] if kind == 'synthetic' else None,
-                          max_test=LP_TEST_TRIPLES.get(source[1]) if kind == 'lp' else None)
+        rels = test_relations(kg) if callable(test_relations) else test_relations
+        if kind == 'synthetic': rels = [TRANSITIVE_RELATION[_data_name(source)]]
+        rec = run_kge(kg, cfg, countries=kind == 'countries', by_relation=kind == 'lp', parameters=parameters,
+                      test_relations=rels,
+                      max_test=LP_TEST_TRIPLES.get(source[1]) if kind == 'lp' and rels is None else None)
         return {**rec, 'variant': variant, 'init': init, 'data_files': kg.files,
-                'torch_threads': torch.get_num_threads()}
-    return Job(name, fn, config={**dataclasses.asdict(cfg), 'projection_init': init},
-               group=f'{_data_name(source)}/{variant}', seed=seed)
+                'torch_threads': torch.get_num_threads(), **({'test_relations': rels} if rels else {})}
+    return Job(name, fn, config=dataclasses.asdict(cfg), group=group or f'{_data_name(source)}/{variant}', seed=seed)
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #66f003dc
 def synthetic_jobs(seeds=(0, 1, 2), kinds=('clusters', 'forest'), models=MODELS,
@@ -318,6 +312,80 @@ def mechanism_figure(records: list[dict], path: str | os.PathLike | None = None,
     if path is not None: save_figure(fig, path)
     return fig
 
+# %% ../../nbs/23_rotpro.experiments.ipynb #e8f551b6
+COUNTRIES_BUDGET = dict(dim=50, negatives=16, batch=128, steps=10_000, adv_temperature=1.0, alpha=5e-4, gamma_m=1e-6,
+                        beta=1.5, eval_every=50, eval_metric='auc_pr', ckpt_every=10**9)
+COUNTRIES_GRID = {'lr': (3e-3, 1e-2), 'gamma': (1.0, 6.0)}
+BUDGET_MODELS = ('rotate', 'rotpro')
+
+def _budget_job(i: int, m: str, lr: float, gamma: float, seed: int) -> Job:
+    return kge_job(f'S{i}_{m}_lr{lr:g}_g{gamma:g}_s{seed}', ('countries', f'countries_S{i}', seed), COUNTRIES_BUDGET,
+                   m, seed, group=f'countries_S{i}/{m}/lr{lr:g}_g{gamma:g}', lr=lr, gamma=gamma)
+
+def countries_grid_jobs(models=BUDGET_MODELS, grid=COUNTRIES_GRID, seed: int = 0, graph: int = 3) -> list[Job]:
+    "The lr × margin grid on one Countries graph (S3), one seed: the runs that choose each model's setting."
+    return [_budget_job(graph, m, lr, g, seed) for m in models for lr in grid['lr'] for g in grid['gamma']]
+
+def choose_setting(records: list[dict], model: str, graph: str = 'countries_S3') -> dict:
+    """The grid setting {'lr', 'gamma'} of `model` with the best validation AUC-PR (over the run) on `graph`, seed 0;
+    ties go to the higher mean over the run's validations (the faster and steadier learner)."""
+    recs = [r for r in records if r['model'] == model and r['data'] == graph and r['seed'] == 0
+            and r.get('status', 'ok') == 'ok']
+    if not recs: raise ValueError(f"no finished grid run of {model}: run countries_grid_jobs() first")
+    def key(r): return r['best_valid']['value'], statistics.mean(e['auc_pr'] for e in r['evaluations'])
+    best = max(recs, key=key)
+    return {'lr': best['config']['lr'], 'gamma': best['config']['gamma']}
+
+def countries_budget_jobs(choice: dict, seeds=(0, 1, 2), sets=(1, 2, 3), models=BUDGET_MODELS) -> list[Job]:
+    "Each model's chosen setting (`choice[model]`) on S1–S3 and `seeds`, seed-major (a cut plan keeps whole seeds)."
+    return [_budget_job(i, m, choice[m]['lr'], choice[m]['gamma'], s) for s in seeds for i in sets for m in models]
+
+# %% ../../nbs/23_rotpro.experiments.ipynb #068b2270
+FB_TRANSITIVE = dict(dim=32, negatives=16, batch=128, gamma=9.0, lr=1e-2, steps=10_000, adv_temperature=1.0,
+                     alpha=5e-4, gamma_m=1e-6, beta=1.5, ckpt_every=10**9)
+
+def transitive_relations(kg: KG) -> list[str]:
+    "Names of the relations `relation_patterns` marks transitive on `kg.train`."
+    pats = relation_patterns(kg.train, kg.n_entities, kg.n_relations)
+    return [kg.relations[i] for i, p in enumerate(pats) if 'transitive' in p.get('classes', [])]
+
+def fb_transitive_jobs(models=('rotate', 'rotpro', 'rotate_scale'), seed: int = 0, **over) -> list[Job]:
+    "Each model on FB15k-237, tested on every test triple of its transitive relations."
+    return [kge_job(f'FB15k-237_{m}_s{seed}', ('lp', 'FB15k-237', seed), FB_TRANSITIVE, m, seed,
+                    test_relations=transitive_relations, **over) for m in models]
+
+# %% ../../nbs/23_rotpro.experiments.ipynb #4f805879
+PARITY = dict(dim=16, negatives=16, batch=64, gamma=6.0, lr=1e-2, steps=2000, adv_temperature=1.0, alpha=5e-4,
+              gamma_m=1e-6, beta=1.5, ckpt_every=10**9)
+
+def _curve(losses: list, every: int) -> list:
+    return [round(statistics.mean(losses[i:i + every]), 5) for i in range(0, len(losses), every)]
+
+def parity_job(model: str, arm: str, seed: int, graph=('synthetic', 'clusters', 0), every: int = 50, **over) -> Job:
+    "Train `model` by the official loop (`arm='official'`) or by `train_kge` (`'library'`); test MRR, loss curve."
+    if arm not in ('official', 'library'): raise ValueError(f"arm must be 'official' or 'library', got {arm!r}")
+    cfg = KGEConfig(model=model, seed=seed, **{**PARITY, **over})
+    def fn() -> dict:
+        import tempfile, csv
+        kg, t0 = _job_data(graph), time.perf_counter()
+        if arm == 'official':
+            model_ = build_model(cfg, kg.n_entities, kg.n_relations)
+            losses, _ = official_train(model_, kg.train, kg.n_entities, cfg, seed=seed)
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                model_ = train_kge(kg, cfg, d, progress=False)[1].model
+                with open(Path(d)/'metrics.csv') as f: losses = [float(row['loss']) for row in csv.DictReader(f)]
+        train_s = time.perf_counter() - t0
+        res = evaluate(model_, kg, 'test', by_relation=False)
+        return {'data': kg.name, 'model': model, 'arm': arm, 'seed': seed, 'steps': len(losses),
+                'mrr': res['mrr'], 'hits@10': res['hits@10'], 'final_loss': statistics.mean(losses[-every:]),
+                'loss_curve': _curve(losses, every), 'curve_every': every, 'train_s': round(train_s, 1)}
+    return Job(f'{model}_{arm}_s{seed}', fn, config=dataclasses.asdict(cfg), group=f'{model}/{arm}', seed=seed)
+
+def parity_jobs(models=('rotpro', 'rotate'), seeds=(0, 1, 2)) -> list[Job]:
+    "Both arms for every model and seed."
+    return [parity_job(m, a, s) for m in models for s in seeds for a in ('official', 'library')]
+
 # %% ../../nbs/23_rotpro.experiments.ipynb #cc1ac2c0
 _PEN = dict(alpha=5e-4, gamma_m=1e-6, beta=1.5)
 def _C(**k): return KGEConfig(**{'model': 'rotpro', 'adv_temperature': 1.0, **k})
@@ -340,10 +408,11 @@ PAPER_RECIPES.update({k.replace('rotpro_', 'rotate_'): (d, dataclasses.replace(c
                       for k, (d, c) in list(PAPER_RECIPES.items()) if k.startswith('rotpro_')})
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #72a1e921
-def run_recipe(name: str, run_dir: str | os.PathLike, progress: bool = True) -> dict:
-    "Train one of `PAPER_RECIPES` (GPU hours); evaluate final and best weights on test (YAGO3-10: transitive subsets)."
+def run_recipe(name: str, run_dir: str | os.PathLike, progress: bool = True, device: str = 'cpu') -> dict:
+    "Train one of `PAPER_RECIPES` on `device` (GPU hours); test final and best weights (YAGO3-10: transitive subsets)."
     from reprbook.rotpro.train import evaluate_run, load_run
     data, cfg = PAPER_RECIPES[name]
+    cfg = dataclasses.replace(cfg, device=device)
     if data == 'ogbl-wikikg2':
         raise NotImplementedError("ogbl-wikikg2 needs the OGB loader (pip install ogb); configuration for reference.")
     kg = load_kg(data, transitive_tests=data == 'YAGO3-10')
@@ -364,8 +433,6 @@ def _sample(name: str) -> Path:
 def gpu_ready() -> str | None:
     "None when the paper recipes can run on a GPU here; otherwise why not, in a few words."
     if not torch.cuda.is_available(): return 'no CUDA GPU is visible'
-    if 'device' not in {f.name for f in dataclasses.fields(KGEConfig)}:
-        return 'the Rot-Pro harness (train_kge) keeps models on the CPU; a GPU run would silently train on the CPU'
     return None
 
 SMOKE_MODELS = MODELS + ('rotate_scale',)
@@ -409,7 +476,7 @@ def gpu(out_dir: Path) -> dict:
     if why: raise ValueError(f"rotpro --preset gpu cannot run here: {why}. Nothing was started.")
     rows = []
     for name in GPU_PRESET:
-        res = run_recipe(name, Path(out_dir)/name)
+        res = run_recipe(name, Path(out_dir)/name, device='cuda')
         rows += [{'recipe': name, 'weights': w, 'MRR': round(r['mrr'], 4), 'H@10': round(r['hits@10'], 4)}
                  for w, r in res.items() if w in ('final', 'best')]
     return {'table': rows}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 # %% auto #0
-__all__ = ['official_forward', 'OfficialSampler', 'official_loss', 'official_rank']
+__all__ = ['official_forward', 'OfficialSampler', 'official_loss', 'official_rank', 'official_subsampling_weights',
+           'official_train']
 
 # %% ../../nbs/26_rotpro.reference.ipynb #fcf12520
 import numpy as np
@@ -130,3 +131,43 @@ def official_rank(scores: torch.Tensor, ans: torch.Tensor, known: torch.Tensor) 
     biased = torch.where(known, s_ans - 1, scores)
     order = torch.argsort(biased, dim=1, descending=True)
     return (order == ans[:, None]).nonzero()[:, 1] + 1
+
+# %% ../../nbs/26_rotpro.reference.ipynb #13f4d969
+def official_subsampling_weights(train: torch.Tensor) -> torch.Tensor:
+    "`TrainDataset`'s weights: `count_frequency(start=4)` over (h, r) and (t, -r-1), then $\\sqrt{1/(c_{hr}+c_{tr})}$."
+    count = {}
+    for h, r, t in train.tolist():
+        for key in ((h, r), (t, -r - 1)):
+            count[key] = count.get(key, 3) + 1
+    return torch.tensor([math.sqrt(1 / (count[(h, r)] + count[(t, -r - 1)])) for h, r, t in train.tolist()])
+
+
+def official_train(model, train: torch.Tensor, n_entities: int, cfg, seed: int = 0) -> tuple[list, list]:
+    """Train `model` for `cfg.steps` steps with the official `run.py` loop (batches, sampler, loss, schedule, fresh Adam
+    at each drop); returns the loss and the learning rate of every step."""
+    rng = np.random.RandomState(seed)
+    sampler, weight = OfficialSampler(train, n_entities, cfg.negatives, seed), official_subsampling_weights(train)
+
+    def one_shot(mode):  # a DataLoader with shuffle=True, restarted at each epoch's end
+        while True:
+            perm = torch.from_numpy(rng.permutation(len(train)))
+            for i in range(0, len(train), cfg.batch):
+                idx = perm[i : i + cfg.batch]
+                yield train[idx], sampler.sample(train[idx], mode), weight[idx]
+
+    batches, lr, warm = {'tail': one_shot('tail'), 'head': one_shot('head')}, cfg.lr, cfg.warm_up()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt, losses, lrs = torch.optim.Adam(params, lr=lr), [], []
+    model.train()
+    for step in range(cfg.steps):
+        mode = 'tail' if step % 2 == 0 else 'head'
+        pos, neg, w = next(batches[mode])
+        opt.zero_grad()
+        loss = official_loss(model, pos, neg, mode, w, cfg)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item()); lrs.append(lr)
+        if step >= warm:
+            lr, warm = lr / 10, warm * 3
+            opt = torch.optim.Adam(params, lr=lr)
+    return losses, lrs

@@ -10,9 +10,9 @@ import dataclasses, json, math, os, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['KGEConfig', 'kge_loss', 'OfficialSchedule', 'build_model', 'kge_step_fn', 'validation_checkpoint', 'run_record',
-           'train_kge', 'relation_scores', 'rank_queries', 'ranking_metrics', 'evaluate', 'average_precision',
-           'countries_auc_pr', 'load_run', 'evaluate_run']
+__all__ = ['PROJECTION_INITS', 'KGEConfig', 'kge_loss', 'OfficialSchedule', 'build_model', 'kge_step_fn', 'validation_checkpoint',
+           'run_record', 'train_kge', 'relation_scores', 'rank_queries', 'ranking_metrics', 'evaluate',
+           'average_precision', 'countries_auc_pr', 'load_run', 'evaluate_run']
 
 # %% ../../nbs/22_rotpro.train.ipynb #1a0e3f07
 import torch
@@ -52,6 +52,8 @@ class KGEConfig:
     eval_max_queries: int | None = None  # validate on a seeded subset of this many triples (labelled)
     ckpt_every: int = 1000  # write last.pt every this many steps
     compile: bool = False  # torch.compile the training forward (needs a C++ compiler on CPU)
+    projection_init: str = 'half'  # Rot-Pro's a, b at the start: a key of PROJECTION_INITS ('half': the official ½)
+    device: str = 'cpu'  # where the model trains and is scored: 'cpu', 'cuda', 'cuda:1', ...
 
     def warm_up(self) -> int:
         return self.warm_up_steps or self.steps // 2
@@ -110,10 +112,27 @@ class OfficialSchedule:
         self.warm_up, self.done, self.drops = st['warm_up'], st['done'], list(st['drops'])
 
 # %% ../../nbs/22_rotpro.train.ipynb #f0ec8a3f
+PROJECTION_INITS = {'half': None, 'uniform': (0.0, 1.0), 'half_pm0.1': (0.4, 0.6)}
+
+
 def build_model(cfg: KGEConfig, n_entities: int, n_relations: int) -> KGEModel:
-    "The `KGEModel` a configuration describes (seeded by `cfg.seed`)."
+    """The `KGEModel` a configuration describes (seeded by `cfg.seed`), with Rot-Pro's $a, b$ drawn as
+    `cfg.projection_init` says, on `cfg.device`."""
+    if cfg.projection_init not in PROJECTION_INITS:
+        raise ValueError(
+            f"projection_init must be one of {', '.join(PROJECTION_INITS)}, got {cfg.projection_init!r}"
+        )
+    if str(cfg.device).startswith('cuda') and not torch.cuda.is_available():
+        raise ValueError(f"device={cfg.device!r} but no CUDA GPU is visible here: use device='cpu'.")
     torch.manual_seed(cfg.seed)
-    return KGEModel(n_entities=n_entities, n_relations=n_relations, **cfg.model_kwargs())
+    model = KGEModel(n_entities=n_entities, n_relations=n_relations, **cfg.model_kwargs())
+    rng = PROJECTION_INITS[cfg.projection_init]
+    if rng is not None and hasattr(model, 'projection_embedding_a'):
+        g = torch.Generator().manual_seed(10_000 + cfg.seed)
+        with torch.no_grad():
+            for p in (model.projection_embedding_a, model.projection_embedding_b):
+                p.uniform_(*rng, generator=g)
+    return model.to(cfg.device)
 
 
 def kge_step_fn(cfg: KGEConfig):
@@ -122,6 +141,9 @@ def kge_step_fn(cfg: KGEConfig):
 
     def step(model, batch):
         pos, neg, mode, weight = batch
+        dev = model.entity_embedding.device
+        if dev.type != 'cpu':
+            pos, neg, weight = pos.to(dev), neg.to(dev), weight.to(dev)
         pos_score, neg_score = model(pos, neg, mode=mode)
         loss, logs = kge_loss(pos_score, neg_score, None if cfg.uni_weight else weight, cfg.adv_temperature)
         if cfg.penalty and model.scorer.has_penalty:
@@ -275,9 +297,10 @@ def rank_queries(
     ]
     from tqdm.auto import tqdm
 
+    dev = next(model.parameters()).device if hasattr(model, 'parameters') else torch.device('cpu')
     for r, idx in tqdm(jobs, disable=not progress, desc=f'{mode} queries', leave=False):
         tb = triples[idx]
-        scores = relation_scores(model, tb[:, col], r, mode).float()
+        scores = relation_scores(model, tb[:, col].to(dev), r, mode).float().cpu()
         ans = tb[:, ans_col]
         s_ans = scores.gather(1, ans[:, None])
         if index is not None:
@@ -429,7 +452,7 @@ def countries_auc_pr(model, kg: KG, split: str = 'test') -> float:
     n, R = len(tri), len(kg.regions)
     cand = tri[:, None, :].repeat(1, R, 1)
     cand[:, :, 2] = kg.regions
-    scores = model(cand.reshape(-1, 3))[0].reshape(n, R)
+    scores = model(cand.reshape(-1, 3).to(model.entity_embedding.device))[0].reshape(n, R).cpu()
     y = (kg.regions[None, :] == tri[:, 2:3]).double()
     if was_training:
         model.train()
