@@ -19,7 +19,7 @@ try:
     HAVE_PYKEEN = True
 except ImportError:  # the optional extra is not installed
     HAVE_PYKEEN = False
-from .model import rotpro_interaction, projection_penalty
+from .model import rotpro_interaction, rotate_scale_interaction, projection_penalty
 
 # %% ../../nbs/25_rotpro.pykeen.ipynb #608d351b
 if HAVE_PYKEEN:
@@ -92,3 +92,42 @@ if HAVE_PYKEEN:
                     projection_penalty(a, self.gamma_m, self.beta) + projection_penalty(b, self.gamma_m, self.beta)
                 )
             return term
+
+# %% ../../nbs/25_rotpro.pykeen.ipynb #5fb8b84b
+if HAVE_PYKEEN:
+
+    class RotateScaleInteraction(Interaction):
+        """`rotate_scale`'s interaction for PyKEEN:
+        $-\\lvert c_r\\rvert\\sum_i\\lVert R(\\theta)\\mathbf h_i-\\mathbf t_i\\rVert_2$,
+        entities `[Re | Im]`, relations (x, c)."""
+
+        entity_shape = ("e",)
+        relation_shape = ("d", "s")
+
+        def __init__(self, phase_scale: float = 1.0):
+            super().__init__()
+            self.phase_scale = float(phase_scale)  # π/ρ
+
+        def forward(self, h, r, t):
+            x, c = r
+            return rotate_scale_interaction(h, x * self.phase_scale, c, t)
+
+    class RotateScaleModel(ERModel):
+        "`rotate_scale` as a PyKEEN `ERModel`: official RotatE initialisation and one scale per relation starting at 1."
+
+        def __init__(self, *, triples_factory, embedding_dim: int = 50, gamma: float = 9.0, init_pr: float = 1.0,
+                     epsilon: float = 2.0, **kwargs):
+            rho = (gamma + epsilon) / embedding_dim
+            uni = lambda shape, lim: dict(shape=shape, initializer=torch.nn.init.uniform_,
+                                          initializer_kwargs=dict(a=-lim, b=lim))
+            super().__init__(
+                triples_factory=triples_factory,
+                interaction=RotateScaleInteraction,
+                interaction_kwargs=dict(phase_scale=math.pi / rho),
+                entity_representations_kwargs=uni((2 * embedding_dim,), rho),
+                relation_representations_kwargs=[
+                    uni((embedding_dim,), rho * init_pr),
+                    dict(shape=(1,), initializer=torch.nn.init.ones_),
+                ],
+                **kwargs,
+            )
