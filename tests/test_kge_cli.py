@@ -151,3 +151,20 @@ def test_help_says_how_the_defaults_were_chosen():
     from reprbook.rotpro.cli import DEFAULTS, SWEEP_FILE
     chosen = json.loads((ROOT/SWEEP_FILE).read_text())['chosen']
     assert chosen == {'lr': DEFAULTS['lr'], 'gamma': DEFAULTS['gamma']}
+
+
+def test_a_run_written_before_new_options_still_resumes(user_dir, tmp_path):
+    "A config.json without the newer keys (projection_init, device) resumes with their defaults; a missing GPU is one line."
+    args = ('--data', user_dir, '--model', 'rotpro', '--dim', 8, '--steps', 20, '--negatives', 8, '--batch', 64, '--quiet')
+    assert kge('train', *args, '--out', tmp_path/'r').returncode == 0
+    f = tmp_path/'r'/'config.json'
+    meta = json.loads(f.read_text())
+    for k in ('projection_init', 'device'): meta['config'].pop(k)
+    f.write_text(json.dumps(meta))
+    again = kge('train', *args, '--out', tmp_path/'r')
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.splitlines()[-1])['steps'] == 20
+    import torch
+    if not torch.cuda.is_available():
+        gpu = kge('train', *args, '--out', tmp_path/'g', '--device', 'cuda')
+        assert gpu.returncode != 0 and 'no CUDA GPU is visible' in gpu.stderr and 'Traceback' not in gpu.stderr

@@ -84,7 +84,10 @@ def kge_command(command: str, data: str | None = None, out: str | None = None, r
             prev = Path(out)/'config.json'
             if prev.exists():
                 old = json.loads(prev.read_text())['config']
-                diff = sorted(k for k, v in dataclasses.asdict(cfg).items() if old.get(k) != v)
+                # keys a run written by an older version lacks hold their defaults; the device may change
+                dflt = dataclasses.asdict(KGEConfig())
+                diff = sorted(k for k, v in dataclasses.asdict(cfg).items()
+                              if k != 'device' and old.get(k, dflt[k]) != v)
                 if diff == ['steps']:
                     raise CliError(f"reprbook-kge train: error: {out} holds this run with --steps {old['steps']}; "
                                    f"to train it on, run: reprbook-kge continue --run {out} --steps {cfg.steps}")
@@ -152,6 +155,7 @@ def reprbook_kge(
     no_penalty:bool=False,       # switch the Rot-Pro projection penalty off
     uni_weight:bool=False,       # no subsampling weights
     eval_every:int=0,            # validate every this many epochs, print each result, keep best.pt (0: never)
+    device:str='cpu',            # cpu, or cuda on a GPU
     threads:int=None,            # torch threads (default: torch's choice)
     quiet:bool=False,            # no progress bars
 ):
@@ -162,7 +166,7 @@ def reprbook_kge(
                       gamma=gamma, negatives=negatives, batch=batch, lr=lr, seed=seed,
                       adv_temperature=adv_temperature or None,
                       warm_up_steps=warm_up_steps, alpha=alpha, gamma_m=gamma_m, beta=beta, penalty=not no_penalty,
-                      uni_weight=uni_weight, eval_every=eval_every)
+                      uni_weight=uni_weight, eval_every=eval_every, device=device)
     if command == 'evaluate':
         head = {k: res[k] for k in _HEADLINE if k in res}
         real = res.get('tie_modes', {}).get('realistic', {}).get('mrr')
