@@ -87,6 +87,11 @@ def finetune(csv, smiles_col: str, targets: list[str], task: str, modality: str,
         if pretrained not in PRETRAINED and not Path(pretrained).exists():
             raise MolCliError(f"pre-trained checkpoint {pretrained} does not exist; pass 'default' (the packaged "
                               "model) or a file written by reprbook-mol pretrain.")
+        from reprbook.flexmol.finetune import featurizer_mismatch, pretrained_path
+        from reprbook.flexmol.pretrain import load_pretrained
+        if diff := featurizer_mismatch(load_pretrained(pretrained_path(pretrained))[1]):   # before --out is written
+            raise MolCliError(f"{pretrained} was trained with another featuriser configuration ({diff}); pre-train "
+                              "with this version or fine-tune with the version that wrote it.")
     df = read_csv(csv, smiles_col, targets)
     if task == 'classification':
         for t in targets:
