@@ -7,10 +7,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['REPLICATION', 'METHOD_OVERRIDES', 'POWER_PS', 'FULL_TEST', 'COLUMNS', 'ABLATION', 'T_VALUES', 'BATCH_SIZES',
-           'BS_SEEDS', 'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'SMOKE', 'GPU_TRUNCATED', 'replication_config',
-           'cached_data', 'ssl_job', 'ssl_jobs', 'replication_jobs', 'extra_seed_jobs', 'power_sweep_jobs',
-           'run_replication', 'full_test_jobs', 'run_group', 'load_runs', 'replication_table', 'ablation_jobs',
-           'toy_T_jobs', 'run_linear_toy', 'toy_sweeps', 'smoke', 'cpu', 'gpu']
+           'BS_SEEDS', 'T_SEEDS', 'TOY_BETAS', 'TOY_PS', 'SMOKE_METHODS', 'SMOKE', 'GPU_TRUNCATED',
+           'replication_config', 'cached_data', 'ssl_job', 'ssl_jobs', 'replication_jobs', 'extra_seed_jobs',
+           'power_sweep_jobs', 'run_replication', 'full_test_jobs', 'run_group', 'load_runs', 'replication_table',
+           'ablation_jobs', 'toy_T_jobs', 'run_linear_toy', 'toy_sweeps', 'smoke', 'cpu', 'gpu']
 
 # %% ../../nbs/14_intl.experiments.ipynb #b0f7b967
 import torch
@@ -145,13 +145,14 @@ _PSTS = (0.5, 0.0, 1.0, 0.25, 0.75, 0.4, 0.6, 0.45, 0.55)   # spread first: a pa
 T_VALUES = (1, 2, 4, 8, 3, 5, 6)
 BATCH_SIZES = (64, 128, 256, 512)
 BS_SEEDS = (0, 1, 2)
+T_SEEDS = (1, 2)                  # INTL's T sweep around its peak again, last in the queue
 
 def ablation_jobs() -> list[tuple[str, SSLConfig]]:
     """The ablation queue in priority order: (a) INTL seeds 0-2 with today's code (replication budget); (b) power ST on
     the d×d covariance (projector 512 → 64, batch 256) with the trace loss (β by the rule), then without; (c) Barlow
     Twins, VICReg and W-MSE at their own recipes (replication budget); (d) T for INTL and IterNorm alone; (e) batch
     size m with β from the rule against β fixed at its value for m = 256 (projector 1024 so that d > m throughout),
-    seed 0 for every m first, then seeds 1 and 2."""
+    seed 0 for every m first, then seeds 1 and 2; (f) seeds 1 and 2 of INTL's T sweep for T in {3, 4, 5, 6, 8}."""
     A = lambda m, s=0, **kw: replication_config(m, s, base=ABLATION, **kw)
     jobs = [(f'intl_today_s{s}', replication_config('intl', s)) for s in (0, 1, 2)]
     for tr in (True, False):
@@ -165,7 +166,7 @@ def ablation_jobs() -> list[tuple[str, SSLConfig]]:
         for bs in BATCH_SIZES:
             jobs += [(f'bs{bs}_{kind}_s{s}', A('intl', s, batch_size=bs, proj_dim=1024, method_kwargs=kw))
                      for kind, kw in (('rule', {}), ('fixed', {'beta': intl_beta(256)})) if bs != 256 or kind == 'rule']
-    return jobs
+    return jobs + [(f'T{T}_intl_s{s}', A('intl', s, method_kwargs={'T': T})) for s in T_SEEDS for T in (4, 5, 6, 3, 8)]
 
 # %% ../../nbs/14_intl.experiments.ipynb #1211176f
 def toy_T_jobs(seeds=(0, 1, 2)) -> list[Job]:
