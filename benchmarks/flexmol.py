@@ -282,9 +282,10 @@ class MachineLoad:
     def _shares(self, start) -> dict:
         (j0, own0), (j1, own1) = start, self._mark()
         total = max(1, j1['total'] - j0['total'])
-        own = (own1 - own0) * os.sysconf('SC_CLK_TCK')          # this process runs at normal priority
-        return dict(normal=round(max(0.0, (j1['normal'] - j0['normal'] - own) / total), 3),
-                    niced=round((j1['niced'] - j0['niced']) / total, 3),
+        own = (own1 - own0) * os.sysconf('SC_CLK_TCK')          # counted as niced if this process is niced
+        mine_niced = os.nice(0) > 0
+        return dict(normal=round(max(0.0, (j1['normal'] - j0['normal'] - (0 if mine_niced else own)) / total), 3),
+                    niced=round(max(0.0, (j1['niced'] - j0['niced'] - (own if mine_niced else 0)) / total), 3),
                     steal=round((j1['steal'] - j0['steal']) / total, 3))     # taken by the hypervisor (a VM)
 
     def record(self) -> dict:
