@@ -89,12 +89,18 @@ def test_errors_are_one_line(run, tmp_path):
     st = torch.load(d/'model'/'model.pt', weights_only=True)
     st['featurizer']['max_spd'] = 10
     (tmp_path/'other').mkdir(); torch.save(st, tmp_path/'other'/'model.pt')
+    from reprbook.flexmol.finetune import pretrained_path
+    pre = torch.load(pretrained_path('default'), weights_only=True)
+    pre['featurizer']['h_max'] = 3
+    torch.save(pre, tmp_path/'other_pretrained.pt')
     ft = ('finetune', '--targets', 'p_np', '--task', 'classification', '--out', tmp_path/'m')
     cases = [
         (ft + ('--csv', d/'train.csv', '--smiles-col', 'SMILES'), "no column 'SMILES'"),
         (ft + ('--csv', tmp_path/'empty.csv', '--smiles-col', 'smiles'), 'is empty'),
         (ft + ('--csv', tmp_path/'sheet.xlsx', '--smiles-col', 'smiles'), 'is not a CSV file'),
         (ft + ('--csv', tmp_path/'labels.csv', '--smiles-col', 'smiles'), "target column 'p_np'"),
+        (ft + ('--csv', d/'train.csv', '--smiles-col', 'smiles', '--pretrained', tmp_path/'other_pretrained.pt'),
+         'another featuriser configuration (h_max 3 there, 5 here)'),
         (('predict', '--model', tmp_path/'other', '--csv', d/'new.csv', '--smiles-col', 'smiles', '--out', tmp_path/'p.csv'),
          'another featuriser configuration (max_spd 10 there, 20 here)'),
         (('predict', '--model', d/'model', '--csv', d/'new.csv', '--smiles-col', 'mol', '--out', tmp_path/'p.csv'), "no column 'mol'"),
