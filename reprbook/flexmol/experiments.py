@@ -239,7 +239,7 @@ def arm_checkpoints(root: str | Path) -> dict:
 FT_BUDGET = dict(epochs=1, batch_size=64, lr_body=3e-4, lr_head=1e-3, patience=None, warmup_fraction=0.06)
 TASKS = {'bbbp': 'classification', 'bace': 'classification', 'clintox': 'classification', 'qm9_gap': 'regression'}
 _METRIC = {'classification': 'ROC-AUC (%)', 'regression': 'MAE (meV)'}
-QM9_GAP = dict(n_train=2_000, n_valid=500, n_test=1_000, epochs=2)
+QM9_GAP = dict(n_train=1_000, n_valid=250, n_test=1_000, epochs=2)
 _DATA = {}
 
 def task_budget(task: str) -> dict:
