@@ -16,8 +16,8 @@ __all__ = ['SYNTHETIC', 'COUNTRIES', 'CPU_LP', 'LP_TEST_TRIPLES', 'TRANSITIVE_RE
            'wrap_angle', 'relation_parameters', 'kge_job', 'synthetic_jobs', 'countries_jobs', 'cpu_lp_jobs', 'plan',
            'load_runs', 'summary_table', 'paired_table', 'lp_table', 'mechanism_jobs', 'subspace_counts',
            'mechanism_table', 'mechanism_figure', 'countries_grid_jobs', 'choose_setting', 'countries_budget_jobs',
-           'transitive_relations', 'fb_transitive_jobs', 'parity_job', 'parity_jobs', 'run_recipe', 'gpu_ready',
-           'smoke', 'cpu', 'gpu']
+           'transitive_relations', 'fb_transitive_jobs', 'parity_job', 'parity_jobs', 'parity_figure', 'run_recipe',
+           'gpu_ready', 'smoke', 'cpu', 'gpu']
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #64fb9a91
 import json
@@ -31,9 +31,10 @@ from .reference import official_train
 # %% ../../nbs/23_rotpro.experiments.ipynb #5dc26971
 def run_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, test_relations: list[str] | None = None,
             countries: bool = False, progress: bool = False, by_relation: bool = True, max_test: int | None = None,
-            parameters: bool = False) -> dict:
+            parameters: bool | list[str] = False) -> dict:
     """Train `cfg` on `kg` and evaluate on test; a flat record of metrics, configuration and timings. When `cfg`
-    validates (`eval_every`), the best validation score and its step; on Countries, the best weights' test AUC-PR."""
+    validates (`eval_every`), the best validation score and its step; on Countries, the best weights' test AUC-PR.
+    `parameters`: keep the learned parameters of every relation (True) or of the relations named."""
     t0 = time.perf_counter()
     _, trainer = train_kge(kg, cfg, run_dir, progress=progress)
     model, t_train = trainer.model, time.perf_counter() - t0
@@ -65,7 +66,7 @@ def run_kge(kg: KG, cfg: KGEConfig, run_dir: str | os.PathLike | None = None, te
                    test_subset=res['subset'])
         if by_relation: rec['per_pattern'] = res.get('per_pattern'); rec['per_relation'] = res.get('per_relation')
     if cfg.model == 'rotpro': rec['projection'] = projection_stats(model, cfg.gamma_m)
-    if parameters: rec['relations'] = relation_parameters(model, kg)
+    if parameters: rec['relations'] = relation_parameters(model, kg, None if parameters is True else parameters)
     rec['wall_s'] = round(time.perf_counter() - t0, 1)
     return rec
 
@@ -85,8 +86,8 @@ def wrap_angle(x: torch.Tensor) -> torch.Tensor:
     return torch.remainder(x + math.pi, 2 * math.pi) - math.pi
 
 @torch.no_grad()
-def relation_parameters(model, kg: KG, decimals: int = 4) -> dict:
-    "Per relation name: the wrapped rotation θ, Rot-Pro's a, b, φ and any other per-relation parameter, as lists."
+def relation_parameters(model, kg: KG, names: list[str] | None = None, decimals: int = 4) -> dict:
+    "Per relation name (all, or `names`): the wrapped θ, Rot-Pro's a, b, φ and any other per-relation parameter."
     p = {}
     with contextlib.suppress(AttributeError): p['theta'] = wrap_angle(model.relation_phase())
     with contextlib.suppress(AttributeError): p['a'], p['b'], p['phi'] = model.relation_projection()
@@ -95,7 +96,7 @@ def relation_parameters(model, kg: KG, decimals: int = 4) -> dict:
     for n, q in model.named_parameters():
         if n not in seen and q.ndim >= 1 and q.shape[0] == kg.n_relations: p[n] = q   # e.g. rotate_scale's scale
     return {r: {k: [round(float(x), decimals) for x in v[i].reshape(-1)] for k, v in p.items()}
-            for i, r in enumerate(kg.relations)}
+            for i, r in enumerate(kg.relations) if names is None or r in names}
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #e51e6452
 SYNTHETIC = dict(dim=32, negatives=64, batch=128, gamma=6.0, lr=1e-3, steps=1000, adv_temperature=1.0, alpha=5e-4,
@@ -140,7 +141,8 @@ def kge_job(name: str, source: tuple, base: dict, variant: str, seed: int, param
         kg = _job_data(source)
         rels = test_relations(kg) if callable(test_relations) else test_relations
         if kind == 'synthetic': rels = [TRANSITIVE_RELATION[_data_name(source)]]
-        rec = run_kge(kg, cfg, countries=kind == 'countries', by_relation=kind == 'lp', parameters=parameters,
+        keep = rels if parameters == 'tested' else parameters
+        rec = run_kge(kg, cfg, countries=kind == 'countries', by_relation=kind == 'lp', parameters=keep,
                       test_relations=rels,
                       max_test=LP_TEST_TRIPLES.get(source[1]) if kind == 'lp' and rels is None else None)
         return {**rec, 'variant': variant, 'init': init, 'data_files': kg.files,
@@ -349,10 +351,10 @@ def transitive_relations(kg: KG) -> list[str]:
     pats = relation_patterns(kg.train, kg.n_entities, kg.n_relations)
     return [kg.relations[i] for i, p in enumerate(pats) if 'transitive' in p.get('classes', [])]
 
-def fb_transitive_jobs(models=('rotate', 'rotpro', 'rotate_scale'), seed: int = 0, **over) -> list[Job]:
-    "Each model on FB15k-237, tested on every test triple of its transitive relations."
-    return [kge_job(f'FB15k-237_{m}_s{seed}', ('lp', 'FB15k-237', seed), FB_TRANSITIVE, m, seed,
-                    test_relations=transitive_relations, **over) for m in models]
+def fb_transitive_jobs(models=('rotate', 'rotpro', 'rotate_scale'), seeds=(0, 1, 2), **over) -> list[Job]:
+    "Each model on FB15k-237, tested on every test triple of its transitive relations (their parameters kept)."
+    return [kge_job(f'FB15k-237_{m}_s{s}', ('lp', 'FB15k-237', s), FB_TRANSITIVE, m, s,
+                    test_relations=transitive_relations, parameters='tested', **over) for s in seeds for m in models]
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #4f805879
 PARITY = dict(dim=16, negatives=16, batch=64, gamma=6.0, lr=1e-2, steps=2000, adv_temperature=1.0, alpha=5e-4,
@@ -385,6 +387,26 @@ def parity_job(model: str, arm: str, seed: int, graph=('synthetic', 'clusters', 
 def parity_jobs(models=('rotpro', 'rotate'), seeds=(0, 1, 2)) -> list[Job]:
     "Both arms for every model and seed."
     return [parity_job(m, a, s) for m in models for s in seeds for a in ('official', 'library')]
+
+# %% ../../nbs/23_rotpro.experiments.ipynb #9b095a53
+def parity_figure(records: list[dict], path: str | os.PathLike | None = None):
+    "Loss curves of both arms (official loop solid, library dashed), one panel per model, every seed."
+    import matplotlib.pyplot as plt
+    from reprbook.core import plot_style, save_figure
+    plot_style()
+    models = sorted({r['model'] for r in records})
+    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False)
+    for ax, m in zip(axes[0], models):
+        for r in sorted((r for r in records if r['model'] == m), key=lambda r: (r['arm'], r['seed'])):
+            x = [r['curve_every'] * (i + 1) for i in range(len(r['loss_curve']))]
+            ax.plot(x, r['loss_curve'], color='C0' if r['arm'] == 'official' else 'C3', lw=0.9,
+                    ls='-' if r['arm'] == 'official' else '--', label=f"{r['arm']} (seed {r['seed']})")
+        ax.set_yscale('log'); ax.set_title(m, fontsize=8); ax.set_xlabel('step', fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel('training loss (50-step mean)', fontsize=7); axes[0, 0].legend(fontsize=5, ncol=2)
+    fig.tight_layout()
+    if path is not None: save_figure(fig, path)
+    return fig
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #cc1ac2c0
 _PEN = dict(alpha=5e-4, gamma_m=1e-6, beta=1.5)
