@@ -384,13 +384,13 @@ def parity_job(model: str, arm: str, seed: int, graph=('synthetic', 'clusters', 
                 'loss_curve': _curve(losses, every), 'curve_every': every, 'train_s': round(train_s, 1)}
     return Job(f'{model}_{arm}_s{seed}', fn, config=dataclasses.asdict(cfg), group=f'{model}/{arm}', seed=seed)
 
-def parity_jobs(models=('rotpro', 'rotate'), seeds=(0, 1, 2)) -> list[Job]:
+def parity_jobs(models=('rotpro', 'rotate'), seeds=range(10)) -> list[Job]:
     "Both arms for every model and seed."
     return [parity_job(m, a, s) for m in models for s in seeds for a in ('official', 'library')]
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #9b095a53
 def parity_figure(records: list[dict], path: str | os.PathLike | None = None):
-    "Loss curves of both arms (official loop solid, library dashed), one panel per model, every seed."
+    "Loss curves of both arms (official loop solid blue, library dashed red), one panel per model, every seed."
     import matplotlib.pyplot as plt
     from reprbook.core import plot_style, save_figure
     plot_style()
@@ -399,11 +399,11 @@ def parity_figure(records: list[dict], path: str | os.PathLike | None = None):
     for ax, m in zip(axes[0], models):
         for r in sorted((r for r in records if r['model'] == m), key=lambda r: (r['arm'], r['seed'])):
             x = [r['curve_every'] * (i + 1) for i in range(len(r['loss_curve']))]
-            ax.plot(x, r['loss_curve'], color='C0' if r['arm'] == 'official' else 'C3', lw=0.9,
-                    ls='-' if r['arm'] == 'official' else '--', label=f"{r['arm']} (seed {r['seed']})")
+            ax.plot(x, r['loss_curve'], color='C0' if r['arm'] == 'official' else 'C3', lw=0.7, alpha=0.7,
+                    ls='-' if r['arm'] == 'official' else '--', label=r['arm'] if r['seed'] == 0 else None)
         ax.set_yscale('log'); ax.set_title(m, fontsize=8); ax.set_xlabel('step', fontsize=7)
         ax.tick_params(labelsize=6)
-    axes[0, 0].set_ylabel('training loss (50-step mean)', fontsize=7); axes[0, 0].legend(fontsize=5, ncol=2)
+    axes[0, 0].set_ylabel('training loss (50-step mean)', fontsize=7); axes[0, 0].legend(fontsize=6)
     fig.tight_layout()
     if path is not None: save_figure(fig, path)
     return fig
