@@ -4,7 +4,7 @@ Run:  OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE REPRBOOK_DATA=../shared/data nic
       OMP_WAIT_POLICY=PASSIVE python benchmarks/flexmol.py --train [--threads 2]   (pre-training throughput, bench_train.json)
       OMP_WAIT_POLICY=PASSIVE python benchmarks/flexmol.py --finetune [--threads 2] (fine-tuning and prediction, bench_finetune.json)
 --train and --finetune record the machine's load (load average before the run, CPU time other processes used just before
-and during it); run them on a quiet machine (e.g. under /work/quiet.sh) for wall-clock figures.
+and during it); run them on a quiet machine (other jobs paused) for wall-clock figures.
 Writes results/flexmol/bench.json (+ .md) and prints a table. Speeds are molecules per CPU-second of this process on one
 thread (time.process_time, robust to other jobs on a shared machine), except conformers, which run in a worker process and
 are timed by wall clock. Ratios are measured in one run from interleaved repeats (median of the repeats).
