@@ -455,6 +455,19 @@ def train_bench(args) -> dict:
     return dict(rows=rows, metrics=metrics, source=source)
 
 
+def _measure_and_save(args, bench, config_keys, protocol) -> dict:
+    "Run `bench(args)` while recording the machine's load, print its table, and save it as results/flexmol/<args.out>."
+    load = MachineLoad()
+    res = bench(args)
+    load = load.record()
+    print(markdown_table(res['rows']))
+    for k, v in res['metrics'].items(): print(f'{k}: {v}')
+    print(load['sentence'])
+    save_results('flexmol', args.out, {'table': res['rows'], **res['metrics'], 'machine_load': load},
+                 config={k: getattr(args, k) for k in config_keys}, table=res['rows'], protocol=protocol(res, load))
+    return res
+
+
 def main_train(argv=None):
     ap = argparse.ArgumentParser(description='FlexMol training throughput (Stage 1, Stage 2) at the cpu preset.')
     ap.add_argument('--threads', type=int, default=2)
@@ -471,22 +484,13 @@ def main_train(argv=None):
     ap.add_argument('--n-druglike', type=int, default=400)
     ap.add_argument('--out', default='bench_train')
     args = ap.parse_args(argv)
-    load = MachineLoad()
-    res = train_bench(args)
-    load = load.record()
-    print(markdown_table(res['rows']))
-    for k, v in res['metrics'].items(): print(f'{k}: {v}')
-    print(load['sentence'])
-    cfg = {k: getattr(args, k) for k in ('threads', 'n_qm9', 'batch', 'steps', 'warmup', 'dropout', 'variants', 'streams',
-                                         'n_druglike')}
-    save_results('flexmol', args.out, {'table': res['rows'], **res['metrics'], 'machine_load': load}, config=cfg,
-                 table=res['rows'],
-                 protocol=f"{res['source']}; cpu preset model (d=128, L=4, H=8, dropout {args.dropout}), AdamW, batch "
+    return _measure_and_save(args, train_bench, ('threads', 'n_qm9', 'batch', 'steps', 'warmup', 'dropout', 'variants',
+                                                 'streams', 'n_druglike'), lambda res, load: (
+                          f"{res['source']}; cpu preset model (d=128, L=4, H=8, dropout {args.dropout}), AdamW, batch "
                           f"{args.batch}, {args.threads} thread(s); median over {args.steps} timed steps after "
                           f"{args.warmup} warm-up steps (objective forward, backward, optimiser step); wall clock and "
                           f"process CPU time (all threads) per step; peak resident memory of the process during each "
-                          f"row and its resident memory when the row started; {load['sentence']}")
-    return res
+                          f"row and its resident memory when the row started; {load['sentence']}"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -600,16 +604,9 @@ def main_finetune(argv=None):
     ap.add_argument('--variants', default='eager,sdpa')
     ap.add_argument('--out', default='bench_finetune')
     args = ap.parse_args(argv)
-    load = MachineLoad()
-    res = finetune_bench(args)
-    load = load.record()
-    print(markdown_table(res['rows']))
-    for k, v in res['metrics'].items(): print(f'{k}: {v}')
-    print(load['sentence'])
-    cfg = {k: getattr(args, k) for k in ('threads', 'n', 'batch', 'steps', 'warmup', 'repeats', 'variants')}
-    save_results('flexmol', args.out, {'table': res['rows'], **res['metrics'], 'machine_load': load}, config=cfg,
-                 table=res['rows'],
-                 protocol=f"{res['source']}: {res['n']} molecules in a seeded order, read from SMILES (largest "
+    return _measure_and_save(args, finetune_bench, ('threads', 'n', 'batch', 'steps', 'warmup', 'repeats', 'variants'),
+                             lambda res, load: (
+                          f"{res['source']}: {res['n']} molecules in a seeded order, read from SMILES (largest "
                           f"fragment, heavy atoms) with ETKDGv3 + MMFF conformers (from the disk cache; conformer "
                           f"time not included); the {res['n_3d']} with a conformer (up to 50 heavy atoms, mean "
                           f"{res['metrics']['heavy_atoms_mean']}) are used for every modality, so the rows compare "
@@ -624,8 +621,7 @@ def main_finetune(argv=None):
                           f"'2d': the 2D branch and the 3D branch on decoded inputs; '3d': the reverse; 'both': two "
                           f"real branches, no decoder. Peak resident memory of the process during each row, and its "
                           f"resident memory when the row started (libraries, data, model and the allocator's cache; \
-importing torch, RDKit and PyG alone takes about 0.8 GB); {load['sentence']}")
-    return res
+importing torch, RDKit and PyG alone takes about 0.8 GB); {load['sentence']}"))
 
 
 if __name__ == '__main__':
