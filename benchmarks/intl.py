@@ -1,13 +1,17 @@
 """INTL benchmark: the loss forward+backward (Gram-block path vs the straightforward reference that materialises the
-whitened views) at each thread count asked for, LAPACK's eigh at one thread and at n threads, and with --full the
-batched augmentation and the training throughput of the CPU replication configuration.
+whitened views) at each thread count asked for, LAPACK's eigh at one thread and at n threads, the Gram blocks in stripes
+against one product, and with --full the batched augmentation and the training throughput of the CPU replication
+configuration.
 
-Loss speeds are wall-time ratios measured in this one run from interleaved repeats (process CPU-time ratios beside
-them): every round runs every thread count, shape and implementation once, so load from other processes hits all of them
-alike. Reported: the median of the per-round ratios and their spread (min, 10th and 90th percentiles, max). The JSON
-records the load average before and after and the share of the machine's CPU that other processes used while it ran
-(`machine_load`; `quiet` when under 10 %). Before timing, `solver='auto'` is recalibrated at each thread count (its
-measurement is stored in the JSON). Writes results/intl/bench_loss_threads.json (or --out) and prints tables.
+What is timed is the loss forward and backward on two leaf tensors (`loss_step`), nothing else (runs before 2026-12-05
+also timed copying the inputs and casting loss and gradients to float64, which lowered every ratio). Loss speeds are
+wall-time ratios measured in this one run from interleaved repeats (process CPU-time ratios beside them): every round
+runs every thread count, shape and implementation once, so load from other processes hits all of them alike. Reported:
+the median of the per-round ratios and their spread (min, 10th and 90th percentiles, max). The JSON records the load
+average before and after and the share of the machine's CPU that other processes used while it ran (`machine_load`;
+`quiet` when under 10 %). Before timing, `solver='auto'` and the stripe size of the Gram blocks (`_gram_block`) are
+recalibrated at each thread count (their measurements are stored in the JSON). Writes
+results/intl/bench_loss_threads.json (or --out) and prints tables.
 
 Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py --threads 1,2 [--repeats 15] [--quick] [--full] [--out PATH]
 """
@@ -68,6 +72,10 @@ def run_loss(z1, z2, impl, solver='auto', dtype=torch.float32):
     loss = intl_loss(a, b, impl=impl, solver=solver, whiten_dtype=dtype); loss.backward()
     return loss.detach().double(), a.grad.double(), b.grad.double()
 
+def loss_step(a, b, impl, solver):
+    "What is timed: the loss forward and backward on two leaf tensors, as in a training step (no copies, no casts)."
+    intl_loss(a, b, impl=impl, solver=solver).backward()
+
 def agreement(x, ref) -> dict:
     "Relative loss difference and largest gradient difference relative to the largest reference gradient entry."
     (l1, g1, h1), (l0, g0, h0) = x, ref
@@ -85,6 +93,9 @@ def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
             spectral._load_calibration()
             spectral._CALIBRATION[key] = calibrate_solver(m)
             out['calibration'][f'{n}|{m}'] = dict(spectral._CALIBRATION[key], solver_auto=resolve_solver('auto', m))
+            gkey = spectral._calibration_key(m, d, 0, torch.float32, torch.device('cpu'), what='sym_gram')
+            spectral._CALIBRATION[gkey] = spectral.calibrate_gram_block(m, d)
+            out['calibration'][f'{n}|{m}x{d}|gram_block'] = spectral._CALIBRATION[gkey]
         spectral._save_calibration()
     torch.set_num_threads(threads[0])
     for m, d in sizes:                                              # 2. values and gradients against the reference
@@ -99,12 +110,14 @@ def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
                 'reference': ('reference', 'auto')}
     times = {(n, s, k): [] for n in threads for s in sizes for k in variants}
     cpu = {key: [] for key in times}
+    leaves = {s: [z.clone().requires_grad_() for z in data[s]] for s in sizes}
     for r in range(repeats + 1):                                    # 3. interleaved rounds; round 0 warms up
         for n in (threads if r % 2 else threads[::-1]):
             torch.set_num_threads(n)
             for s in sizes:
                 for k, (impl, solver) in variants.items():
-                    dt, dc = timed2(lambda: run_loss(*data[s], impl, solver))
+                    for z in leaves[s]: z.grad = None
+                    dt, dc = timed2(lambda: loss_step(*leaves[s], impl, solver))
                     if r: times[n, s, k].append(dt); cpu[n, s, k].append(dc)
     for n in threads:
         for m, d in sizes:
@@ -118,6 +131,26 @@ def loss_benchmark(threads: list[int], sizes, repeats: int) -> dict:
                                       for k in ('auto', 'eigh', 'ns')}
     torch.set_num_threads(threads[0])
     return out
+
+def gram_blocks(threads: list[int], sizes, blocks=(16, 32, 64, 128), repeats: int = 15) -> dict:
+    "`_sym_gram` of one view's (m, d) batch by stripe size against one full product (block >= m), interleaved."
+    res = {}
+    for m, d in sizes:
+        x = views(m, d)[0]; out = torch.empty(m, m)
+        cand = {b: b for b in blocks if b < m} | {'one product': m}
+        for n in threads:
+            ts = {b: [] for b in cand}
+            torch.set_num_threads(n)
+            for r in range(repeats + 1):
+                for b, blk in cand.items():
+                    dt = timed(lambda: spectral._sym_gram(x, out, blk))
+                    if r: ts[b].append(dt)
+            full = ts['one product']
+            res[f'{n}|{m}x{d}'] = {str(b): {'ms': 1e3 * statistics.median(t),
+                                            'speedup_vs_one_product': statistics.median([a / c for a, c in zip(full, t)])}
+                                   for b, t in ts.items()}
+    torch.set_num_threads(threads[0])
+    return res
 
 def eigh_threads(threads: list[int], ms=(128, 256, 512), repeats: int = 7) -> dict:
     "LAPACK eigh of a (2, m, m) batch at n threads against one thread (what `_eigh_forward` uses), interleaved."
@@ -185,7 +218,8 @@ def loss_table(rec) -> list[dict]:
         t, a = rec['loss']['times_ms'][tag], rec['loss']['agreement'][shape]
         auto = rec['loss']['calibration'][f'{n}|{m}']['solver_auto']
         g = r['auto']
-        rows.append({'threads': int(n), 'm x d': shape, 'auto solver': auto, 'auto ms': t['auto'],
+        block = rec['loss']['calibration'].get(f'{n}|{shape}|gram_block', {}).get('block')
+        rows.append({'threads': int(n), 'm x d': shape, 'auto solver': auto, 'gram block': block, 'auto ms': t['auto'],
                      'reference ms': t['reference'],
                      'speed-up (median)': g['median'], 'p10-p90': f"{g['p10']:.2f}-{g['p90']:.2f}",
                      'min-max': f"{g['min']:.2f}-{g['max']:.2f}",
@@ -215,6 +249,7 @@ def main(argv=None):
     rec['load_average_before'] = os.getloadavg()
     busy0 = cpu_busy_s()
     rec['loss'] = loss_benchmark(threads, sizes, repeats)
+    rec['gram_blocks'] = gram_blocks(threads, sizes, repeats=3 if a.quick else 15)
     rec['eigh_threads'] = eigh_threads(threads, (64, 128) if a.quick else (128, 256, 512), 3 if a.quick else 7)
     rec['table'] = loss_table(rec)
     rec['all_goals_met'] = all(r['met'] for r in rec['table'])
@@ -234,6 +269,8 @@ def main(argv=None):
     print(markdown_table([{'threads:m': k, 'eigh ms at n threads': v['ms_at_n_threads'],
                            'at 1 thread': v['ms_at_1_thread']} for k, v in rec['eigh_threads'].items()],
                          floatfmt=".3g"))
+    print(markdown_table([{'threads|m x d': k, **{f'block {b} ms': v[b]['ms'] for b in v}}
+                          for k, v in rec['gram_blocks'].items()], floatfmt='.3g'))
     for k in ('augmentation', 'training'):
         if k in rec: print(k, rec[k])
     ml = rec['machine_load']

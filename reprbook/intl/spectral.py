@@ -18,8 +18,8 @@ from torch import nn
 # %% auto #0
 __all__ = ['check_embedding', 'centred_cov', 'FullGather', 'gather_embeddings', 'iternorm', 'IterNorm', 'trace_loss', 'norm_mse',
            'intl_beta', 'covariance_eigenvalues', 'effective_rank', 'condition_number', 'spectrum_stats', 'phi',
-           'phi_T', 'ns_poly', 'calibrate_solver', 'resolve_solver', 'intl_loss', 'INTLLoss', 'momentum_schedule',
-           'INTLMomentum', 'intl_m_loss', 'power_st', 'train_linear_toy']
+           'phi_T', 'ns_poly', 'calibrate_solver', 'resolve_solver', 'calibrate_gram_block', 'intl_loss', 'INTLLoss',
+           'momentum_schedule', 'INTLMomentum', 'intl_m_loss', 'power_st', 'train_linear_toy']
 
 # %% ../../nbs/10_intl.spectral.ipynb #0587fbc6
 _AXES = {0: 'channel (m x m Gram over the batch)', 1: 'batch (d x d feature covariance)'}
@@ -251,22 +251,36 @@ def ns_poly(x, T: int = 4):
     return f
 
 # %% ../../nbs/10_intl.spectral.ipynb #66e53635
+_GRAM_BLOCK = 64                                           # rows per stripe of `_sym_gram` (when `_gram_block` picks stripes)
+
+def _sym_gram(x: torch.Tensor, out: torch.Tensor, block: int = _GRAM_BLOCK) -> torch.Tensor:
+    r"""`out` $=xx^\top$ for $x\in\mathbb R^{n\times d}$, computing only the blocks on and above the diagonal: stripe $i$
+    (rows $i..i+b$) times rows $i..n$, one product each, then the blocks below the diagonal copied from their mirror
+    image. That is $n(n+b)d/2$ multiply-adds instead of $n^2d$, what BLAS's `syrk` does (PyTorch exposes no `syrk`).
+    Whether the stripes beat one product depends on the shape and the thread count (measured: `_gram_block`)."""
+    n = x.shape[0]
+    if n <= block: return torch.mm(x, x.T, out=out)
+    for i in range(0, n, block):
+        torch.mm(x[i:i + block], x[i:].T, out=out[i:i + block, i:])
+        if i: out[i:i + block, :i] = out[:i, i:i + block].T
+    return out
+
 class _CentredGrams(torch.autograd.Function):
     r"""Row-centre each view into one $(Vm)\times d$ buffer $X$ and return the Gram blocks the channel-axis loss needs:
-    $G_{vv}=\bar Z_v\bar Z_v^\top$ for every view ($V\times m\times m$, one batched product) and $G_{v1}=\bar
-    Z_v\bar Z_1^\top$ for $v\ge2$ ($(V-1)\times m\times m$; view 1, index 0, is the anchor). $G_{vv}/(d-1)$ is
-    `centred_cov(z_v, 0)`. Backward by hand: one $(Vm)\times(Vm)$ by $(Vm)\times d$ product; the rows of $X$ sum to
-    0, hence so do the rows of that product, and the adjoint of the centring (subtracting row means) is the identity
-    on it."""
+    $G_{vv}=\bar Z_v\bar Z_v^\top$ for every view ($V\times m\times m$, each by `_sym_gram` in stripes of `block` rows,
+    one product when `None`) and $G_{v1}=\bar Z_v\bar Z_1^\top$ for $v\ge2$ ($(V-1)\times m\times m$, one batched product; view 1, index 0, is the anchor).
+    $G_{vv}/(d-1)$ is `centred_cov(z_v, 0)`. Backward by hand: one $(Vm)\times(Vm)$ by $(Vm)\times d$ product; the rows
+    of $X$ sum to 0, hence so do the rows of that product, and the adjoint of the centring (subtracting row means) is
+    the identity on it."""
     @staticmethod
-    def forward(ctx, *zs):
+    def forward(ctx, block, *zs):
         V, (m, d) = len(zs), zs[0].shape
         X = zs[0].new_empty(V * m, d)
         for v, z in enumerate(zs): torch.sub(z, z.mean(dim=1, keepdim=True), out=X[v * m:(v + 1) * m])
         ctx.save_for_backward(X)
         Xv = X.view(V, m, d)
         G, C = zs[0].new_empty(V, m, m), zs[0].new_empty(V - 1, m, m)
-        torch.bmm(Xv, Xv.mT, out=G)
+        for v in range(V): _sym_gram(Xv[v], G[v], block or m)
         torch.matmul(Xv[1:], Xv[0].T, out=C)
         return G, C
 
@@ -274,8 +288,8 @@ class _CentredGrams(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, gG, gC):
         X, = ctx.saved_tensors
-        V = len(ctx.needs_input_grad); m = X.shape[0] // V
-        need = [v for v in range(V) if ctx.needs_input_grad[v]]        # e.g. not the momentum key of INTL-M
+        V = len(ctx.needs_input_grad) - 1; m = X.shape[0] // V
+        need = [v for v in range(V) if ctx.needs_input_grad[v + 1]]        # e.g. not the momentum key of INTL-M
         # d loss / d X = M X with M assembled from the block adjoints (blocks between two non-anchor views are 0)
         M = X.new_zeros(len(need), m, V, m) if V > 2 else X.new_empty(len(need), m, V, m)
         for i, v in enumerate(need):
@@ -286,7 +300,7 @@ class _CentredGrams(torch.autograd.Function):
         g = M.view(len(need) * m, V * m) @ X
         out = [None] * V
         for i, v in enumerate(need): out[v] = g[i * m:(i + 1) * m]
-        return tuple(out)
+        return None, *out
 
 # %% ../../nbs/10_intl.spectral.ipynb #8ea5bece
 def _ns_forward(S: torch.Tensor, T: int):
@@ -454,7 +468,7 @@ class _GramINTL(torch.autograd.Function):
 def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto',
                collective: bool = False):
     "Channel-axis INTL loss from Gram blocks (no whitened outputs formed): (loss, nmse per pair, trace per view)."
-    G, C = _CentredGrams.apply(*zs)
+    G, C = _CentredGrams.apply(_gram_block(zs[0].shape[0], zs[0].shape[1], zs[0].dtype, zs[0].device), *zs)
     solver = resolve_solver(solver, G.shape[-1], len(zs), T, G.dtype, G.device, collective)
     loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1], solver)
     return loss, list(nmse), list(tls)
@@ -463,11 +477,12 @@ def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bo
 _CALIBRATION: dict[str, dict] = {}                                     # key -> measurement, also persisted on disk
 _CALIBRATION_FILE = 'intl_solver_calibration.json'
 
-def _calibration_key(m: int, V: int, T: int, dtype: torch.dtype, device: torch.device) -> str:
+def _calibration_key(m: int, V: int, T: int, dtype: torch.dtype, device: torch.device, what: str = '') -> str:
     where = f'cpu:{platform.machine()}:{os.cpu_count()}' if device.type == 'cpu' else str(device)
     if device.type == 'cuda': where += ':' + torch.cuda.get_device_name(device)
     dt = str(dtype).replace('torch.', '')
-    return f'{where}|m={m}|V={V}|T={T}|{dt}|threads={torch.get_num_threads()}|torch={torch.__version__}'
+    shape = f'm={m}|V={V}|T={T}' if not what else f'{what}|m={m}|d={V}'     # the Gram stripes: V holds d
+    return f'{where}|{shape}|{dt}|threads={torch.get_num_threads()}|torch={torch.__version__}'
 
 def _calibration_path():
     from reprbook.core import cache_dir
@@ -544,6 +559,36 @@ def resolve_solver(solver: str = 'auto',  # 'auto', 'eigh' or 'ns'
         _CALIBRATION[key] = calibrate_solver(m, V, T, dtype, device)
         _save_calibration()
     return _CALIBRATION[key]['solver']
+
+# %% ../../nbs/10_intl.spectral.ipynb #gb10ex01
+def calibrate_gram_block(m: int, d: int, dtype=torch.float32, device='cpu', repeats: int = 5) -> dict:
+    "Time `_sym_gram` of a random m x d batch in stripes of `_GRAM_BLOCK` rows against one product, interleaved."
+    x = torch.randn(m, d, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
+    out, times = x.new_empty(m, m), {_GRAM_BLOCK: [], m: []}
+    for i in range(repeats + 1):                                         # the first round warms up
+        for b in (list(times) if i % 2 else list(times)[::-1]):
+            t0 = time.perf_counter(); _sym_gram(x, out, b); dt = time.perf_counter() - t0
+            if i: times[b].append(dt)
+    ratio = statistics.median(o / s for o, s in zip(times[m], times[_GRAM_BLOCK]))
+    return {'block': _GRAM_BLOCK if ratio > 1 else m, 'one_over_stripes': ratio, 'repeats': repeats,
+            'threads': torch.get_num_threads(), 'measured': time.strftime('%Y-%m-%d %H:%M:%S')}
+
+def _gram_block(m: int, d: int, dtype=torch.float32, device='cpu') -> int:
+    "Rows per stripe for the m x m Gram of an m x d view: `_GRAM_BLOCK` where that measured faster here, else m."
+    device = torch.device(device)
+    if device.type != 'cpu' or m <= _GRAM_BLOCK: return m            # a GPU: one product (stripes not measured there)
+    pinned = os.environ.get('REPRBOOK_INTL_GRAM_BLOCK', '')
+    if pinned:
+        if not pinned.isdigit() or int(pinned) < 1:
+            raise ValueError(f"REPRBOOK_INTL_GRAM_BLOCK={pinned!r}: use a positive number of rows, or unset it.")
+        return int(pinned)
+    key = _calibration_key(m, d, 0, dtype, device, what='sym_gram')
+    _load_calibration()
+    if key not in _CALIBRATION:
+        _CALIBRATION[key] = calibrate_gram_block(m, d, dtype, device)
+        _save_calibration()
+    return _CALIBRATION[key]['block']
+
 
 # %% ../../nbs/10_intl.spectral.ipynb #e25a65f9
 def _intl_reference(zs, T, beta, axis, anchor_trace):
