@@ -251,12 +251,13 @@ def ns_poly(x, T: int = 4):
     return f
 
 # %% ../../nbs/10_intl.spectral.ipynb #66e53635
-_GRAM_BLOCK = 64                                           # rows per stripe of `_sym_gram` (when `_gram_block` picks stripes)
+_GRAM_BLOCK = 64                                    # rows per stripe of `_sym_gram` (when `_gram_block` picks stripes)
 
 def _sym_gram(x: torch.Tensor, out: torch.Tensor, block: int = _GRAM_BLOCK) -> torch.Tensor:
-    r"""`out` $=xx^\top$ for $x\in\mathbb R^{n\times d}$, computing only the blocks on and above the diagonal: stripe $i$
-    (rows $i..i+b$) times rows $i..n$, one product each, then the blocks below the diagonal copied from their mirror
-    image. That is $n(n+b)d/2$ multiply-adds instead of $n^2d$, what BLAS's `syrk` does (PyTorch exposes no `syrk`).
+    r"""`out` $=xx^\top$ for $x\in\mathbb R^{n\times d}$, computing only the blocks on and above the diagonal:
+    stripe $i$ (rows $i..i+b$) times rows $i..n$, one product each, then the blocks below the diagonal copied from their
+    mirror image. That is $n(n+b)d/2$ multiply-adds instead of $n^2d$, what BLAS's `syrk` does (PyTorch has no
+    `syrk`).
     Whether the stripes beat one product depends on the shape and the thread count (measured: `_gram_block`)."""
     n = x.shape[0]
     if n <= block: return torch.mm(x, x.T, out=out)
@@ -267,11 +268,11 @@ def _sym_gram(x: torch.Tensor, out: torch.Tensor, block: int = _GRAM_BLOCK) -> t
 
 class _CentredGrams(torch.autograd.Function):
     r"""Row-centre each view into one $(Vm)\times d$ buffer $X$ and return the Gram blocks the channel-axis loss needs:
-    $G_{vv}=\bar Z_v\bar Z_v^\top$ for every view ($V\times m\times m$, each by `_sym_gram` in stripes of `block` rows,
-    one product when `None`) and $G_{v1}=\bar Z_v\bar Z_1^\top$ for $v\ge2$ ($(V-1)\times m\times m$, one batched product; view 1, index 0, is the anchor).
-    $G_{vv}/(d-1)$ is `centred_cov(z_v, 0)`. Backward by hand: one $(Vm)\times(Vm)$ by $(Vm)\times d$ product; the rows
-    of $X$ sum to 0, hence so do the rows of that product, and the adjoint of the centring (subtracting row means) is
-    the identity on it."""
+    $G_{vv}=\bar Z_v\bar Z_v^\top$ for every view ($V\times m\times m$, each by `_sym_gram` in stripes of `block`
+    rows, one product when `None`) and $G_{v1}=\bar Z_v\bar Z_1^\top$ for $v\ge2$ ($(V-1)\times m\times m$, one
+    batched product; view 1, index 0, is the anchor). $G_{vv}/(d-1)$ is `centred_cov(z_v, 0)`. Backward by hand: one
+    $(Vm)\times(Vm)$ by $(Vm)\times d$ product; the rows of $X$ sum to 0, hence so do the rows of that product, and
+    the adjoint of the centring (subtracting row means) is the identity on it."""
     @staticmethod
     def forward(ctx, block, *zs):
         V, (m, d) = len(zs), zs[0].shape
