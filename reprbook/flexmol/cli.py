@@ -151,8 +151,11 @@ def predict(model, csv, smiles_col: str, modality: str, out, batch_size: int = 6
     smiles = [s.strip() or None for s in df[smiles_col]]
     p = predict_molecules(m, smiles, modality, batch_size=batch_size, seed=seed, max_heavy_atoms=max_heavy_atoms,
                           timeout_s=conf_timeout, progress=progress)
-    table = p[m.task_info.targets + ['status', 'note']].copy()
-    table.insert(0, smiles_col, df[smiles_col].to_numpy())
+    table, taken = df.copy(), set(df.columns)                  # every input column (an id, a label), as it was read
+    for col in m.task_info.targets + ['status', 'note']:
+        name = col
+        while name in taken: name += '_pred'                   # never overwrite one of the user's columns
+        table[name] = p[col].to_numpy(); taken.add(name)
     with atomic_write(Path(out), 'w') as f: table.to_csv(f, index=False)
     counts = Counter('skipped' if s.startswith('skipped') else s for s in p.status)
     return dict(rows=len(table), out=str(out), status=dict(counts), targets=m.task_info.targets)
