@@ -563,7 +563,7 @@ def resolve_solver(solver: str = 'auto',  # 'auto', 'eigh' or 'ns'
 
 # %% ../../nbs/10_intl.spectral.ipynb #gb10ex01
 def calibrate_gram_block(m: int, d: int, dtype=torch.float32, device='cpu', repeats: int = 5) -> dict:
-    "Time `_sym_gram` of a random m x d batch in stripes of `_GRAM_BLOCK` rows against one product, interleaved."
+    "Time the Gram of a random m x d batch in stripes of 64 rows against one product (interleaved repeats)."
     x = torch.randn(m, d, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dtype)
     out, times = x.new_empty(m, m), {_GRAM_BLOCK: [], m: []}
     for i in range(repeats + 1):                                         # the first round warms up
