@@ -167,6 +167,10 @@ def save_half_precision(src: str | Path, dst: str | Path, min_numel: int = 1024,
         raise ValueError(f"{src} is not a pre-training checkpoint (no model weights or model_config).")
     half = {k: v.half() if v.is_floating_point() and v.numel() >= min_numel else v for k, v in st['model'].items()}
     keep = {k: v for k, v in st.items() if k != 'model'}
+    if isinstance(keep.get('parent'), str) and Path(keep['parent']).is_absolute():   # no machine path in a shipped file
+        from reprbook.core import project_root
+        parent, root = Path(keep['parent']), project_root()
+        keep['parent'] = str(parent.relative_to(root) if parent.is_relative_to(root) else parent.name)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(dst, **keep, model=half, weights_dtype='float16', **extra)
 
