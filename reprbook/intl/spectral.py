@@ -469,7 +469,8 @@ class _GramINTL(torch.autograd.Function):
 def _intl_gram(zs: Sequence[torch.Tensor], T: int, beta: float, anchor_trace: bool, solver: str = 'auto',
                collective: bool = False):
     "Channel-axis INTL loss from Gram blocks (no whitened outputs formed): (loss, nmse per pair, trace per view)."
-    G, C = _CentredGrams.apply(_gram_block(zs[0].shape[0], zs[0].shape[1], zs[0].dtype, zs[0].device), *zs)
+    block = _gram_block(zs[0].shape[0], zs[0].shape[1], zs[0].dtype, zs[0].device, collective)
+    G, C = _CentredGrams.apply(block, *zs)
     solver = resolve_solver(solver, G.shape[-1], len(zs), T, G.dtype, G.device, collective)
     loss, nmse, tls = _GramINTL.apply(G, C, T, beta, anchor_trace, zs[0].shape[1], solver)
     return loss, list(nmse), list(tls)
@@ -574,10 +575,13 @@ def calibrate_gram_block(m: int, d: int, dtype=torch.float32, device='cpu', repe
     return {'block': _GRAM_BLOCK if ratio > 1 else m, 'one_over_stripes': ratio, 'repeats': repeats,
             'threads': torch.get_num_threads(), 'measured': time.strftime('%Y-%m-%d %H:%M:%S')}
 
-def _gram_block(m: int, d: int, dtype=torch.float32, device='cpu') -> int:
+def _gram_block(m: int, d: int, dtype=torch.float32, device='cpu', collective: bool = False) -> int:
     "Rows per stripe for the m x m Gram of an m x d view: `_GRAM_BLOCK` where that measured faster here, else m."
     device = torch.device(device)
     if device.type != 'cpu' or m <= _GRAM_BLOCK: return m            # a GPU: one product (stripes not measured there)
+    dist = torch.distributed
+    if collective and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return m                       # ranks computing one gathered loss: the same product everywhere, no measuring
     pinned = os.environ.get('REPRBOOK_INTL_GRAM_BLOCK', '')
     if pinned:
         if not pinned.isdigit() or int(pinned) < 1:
