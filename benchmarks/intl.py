@@ -8,45 +8,28 @@ also timed copying the inputs and casting loss and gradients to float64, which l
 wall-time ratios measured in this one run from interleaved repeats (process CPU-time ratios beside them): every round
 runs every thread count, shape and implementation once, so load from other processes hits all of them alike. Reported:
 the median of the per-round ratios and their spread (min, 10th and 90th percentiles, max). The JSON records the load
-average before and after and the share of the machine's CPU that other processes used while it ran (`machine_load`;
-`quiet` when under 10 %). Before timing, `solver='auto'` and the stripe size of the Gram blocks (`_gram_block`) are
-recalibrated at each thread count (their measurements are stored in the JSON). Writes
-results/intl/bench_loss_threads.json (or --out) and prints tables.
+average before and after and the machine's load from `machine.MachineLoad` (`machine_load`: other processes' share of
+the CPU before and during the run; `quiet` when each share is under 10 %). Before timing, `solver='auto'` and the
+stripe size of the Gram blocks (`_gram_block`) are recalibrated at each thread count (their measurements are stored in
+the JSON). Writes results/intl/bench_loss_threads.json (or --out) and prints tables.
 
 Usage: OMP_WAIT_POLICY=PASSIVE python benchmarks/intl.py --threads 1,2 [--repeats 15] [--quick] [--full] [--out PATH]
 """
 from __future__ import annotations
-import argparse, importlib, json, os, resource, statistics, time
+import argparse, importlib, json, os, statistics, time
 from pathlib import Path
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 import torch
 
 from reprbook.core import atomic_write, environment_info, markdown_table, results_dir
+from machine import MachineLoad, peak_rss_mb
 from reprbook.intl import spectral
 from reprbook.intl.spectral import intl_loss, resolve_solver, calibrate_solver
 
 SIZES = [(256, 2048), (256, 512), (128, 8192)]
 GOALS = {(256, 2048): 1.8, (256, 512): 1.3, (128, 8192): 2.5}       # speed-up over the reference loss
 TOL = 1e-5                                                          # loss and gradients identical to this (relative)
-
-def cpu_busy_s() -> tuple[float, float] | None:
-    "(busy CPU seconds of the whole machine from /proc/stat, this process's CPU seconds); None where /proc is absent."
-    try: f = [int(x) for x in Path('/proc/stat').read_text().split('\n')[0].split()[1:]]
-    except OSError: return None
-    busy = f[0] + f[1] + f[2] + sum(f[5:8])                       # user nice system irq softirq steal
-    t = os.times()
-    return busy / os.sysconf('SC_CLK_TCK'), t.user + t.system
-
-def machine_load(before, after, wall_s: float) -> dict:
-    "CPU used by other processes during the run, as a share of all cores; quiet when under 10 %."
-    if before is None or after is None: return {'other_cpu_share': None, 'quiet': None}
-    other = max(0.0, (after[0] - before[0]) - (after[1] - before[1]))
-    share = other / (wall_s * (os.cpu_count() or 1))
-    return {'other_cpu_s': other, 'cpus': os.cpu_count(), 'other_cpu_share': share, 'quiet': share < 0.1}
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 def timed(fn) -> float:
     t = time.perf_counter(); fn(); return time.perf_counter() - t
@@ -247,7 +230,7 @@ def main(argv=None):
            'environment': environment_info(), 'started': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
            'goals': {f'{m}x{d}': g for (m, d), g in GOALS.items()}, 'tolerance': TOL}
     rec['load_average_before'] = os.getloadavg()
-    busy0 = cpu_busy_s()
+    load = MachineLoad()                                            # other processes' CPU before and during the run
     rec['loss'] = loss_benchmark(threads, sizes, repeats)
     rec['gram_blocks'] = gram_blocks(threads, sizes, repeats=3 if a.quick else 15)
     rec['eigh_threads'] = eigh_threads(threads, (64, 128) if a.quick else (128, 256, 512), 3 if a.quick else 7)
@@ -262,7 +245,8 @@ def main(argv=None):
         rec['training'] = [train_throughput(m, steps, x) for m in ('intl', 'barlow', 'vicreg')]
     rec['load_average_after'] = os.getloadavg()
     rec['peak_rss_mb'] = peak_rss_mb(); rec['total_s'] = time.perf_counter() - t_start
-    rec['machine_load'] = machine_load(busy0, cpu_busy_s(), rec['total_s'])   # other processes' CPU while we ran
+    ml = load.record(); during = ml['others_cpu_share_during']
+    rec['machine_load'] = {**ml, 'other_cpu_share': during['normal'] + during['niced'], 'cpus': ml['cpu_count']}
     out = Path(a.out) if a.out else results_dir('intl')/('bench_quick.json' if a.quick else 'bench_loss_threads.json')
     with atomic_write(out, 'w') as f: json.dump(rec, f, indent=1)
     print(markdown_table(rec['table'], floatfmt='.3g'))
@@ -273,10 +257,7 @@ def main(argv=None):
                           for k, v in rec['gram_blocks'].items()], floatfmt='.3g'))
     for k in ('augmentation', 'training'):
         if k in rec: print(k, rec[k])
-    ml = rec['machine_load']
-    if ml['other_cpu_share'] is not None:
-        print(f"other processes used {100 * ml['other_cpu_share']:.0f} % of the {ml['cpus']} cores while this ran "
-              f"(quiet: {ml['quiet']}); load average before {rec['load_average_before'][0]:.2f}")
+    print(rec['machine_load']['sentence'])
     print(f"all goals met: {rec['all_goals_met']}; identical to {TOL}: {rec['identical_to_tol']}; "
           f"total {rec['total_s']:.0f}s; written to {out}")
     return rec

@@ -290,28 +290,31 @@ def mechanism_figure(records: list[dict], path: str | os.PathLike | None = None,
     "Histograms of the learned a, b (pooled) and wrapped θ, transitive relation vs the others, pooled over seeds."
     import matplotlib.pyplot as plt
     from reprbook.core import plot_style, save_figure
-    plot_style()
-    cols = [(v, 'ab') for v in variants] + [(v, 'theta') for v in ('rotpro', 'rotate', 'rotate_scale')]
-    fig, axes = plt.subplots(len(graphs), len(cols), figsize=(2.1 * len(cols), 1.7 * len(graphs)), squeeze=False)
-    for i, g in enumerate(graphs):
-        trans = TRANSITIVE_RELATION.get(g if g.startswith('countries') else f'synthetic_{g}')
-        for j, (v, what) in enumerate(cols):
-            ax = axes[i, j]
-            rs = [r for r in records
-                  if r['variant'] == v and r['data'].split('_seed')[0].endswith(g) and 'relations' in r]
-            for kind, style in (('transitive', dict(color='C3', alpha=0.7)), ('others', dict(color='C0', alpha=0.4))):
-                vals = [x for r in rs for rel, p in r['relations'].items() if (rel == trans) == (kind == 'transitive')
-                        for key in (('a', 'b') if what == 'ab' else ('theta',)) for x in p.get(key, [])]
-                if vals:
-                    bins = torch.linspace(-0.25, 1.25, 31) if what == 'ab' else torch.linspace(-math.pi, math.pi, 31)
-                    ax.hist(vals, bins=bins.tolist(), density=True, label=kind, **style)
-            if i == 0: ax.set_title(f"{v}: {'a, b' if what == 'ab' else 'θ'}", fontsize=7)
-            if j == 0: ax.set_ylabel(g, fontsize=7)
-            ax.tick_params(labelsize=6); ax.set_yticks([])
-            if not rs: ax.text(0.5, 0.5, 'not run', ha='center', va='center', transform=ax.transAxes, fontsize=7)
-    axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
+    with plot_style():                           # a context manager: the style holds inside
+        cols = [(v, 'ab') for v in variants] + [(v, 'theta') for v in ('rotpro', 'rotate', 'rotate_scale')]
+        fig, axes = plt.subplots(len(graphs), len(cols), figsize=(2.1 * len(cols), 1.7 * len(graphs)), squeeze=False)
+        for i, g in enumerate(graphs):
+            trans = TRANSITIVE_RELATION.get(g if g.startswith('countries') else f'synthetic_{g}')
+            for j, (v, what) in enumerate(cols):
+                ax = axes[i, j]
+                rs = [r for r in records
+                      if r['variant'] == v and r['data'].split('_seed')[0].endswith(g) and 'relations' in r]
+                styles = (('transitive', dict(color='C3', alpha=0.7)), ('others', dict(color='C0', alpha=0.4)))
+                keys = ('a', 'b') if what == 'ab' else ('theta',)
+                for kind, style in styles:
+                    vals = [x for r in rs for rel, p in r['relations'].items()
+                            if (rel == trans) == (kind == 'transitive') for key in keys for x in p.get(key, [])]
+                    if vals:
+                        lo, hi = (-0.25, 1.25) if what == 'ab' else (-math.pi, math.pi)
+                        bins = torch.linspace(lo, hi, 31)
+                        ax.hist(vals, bins=bins.tolist(), density=True, label=kind, **style)
+                if i == 0: ax.set_title(f"{v}: {'a, b' if what == 'ab' else 'θ'}", fontsize=7)
+                if j == 0: ax.set_ylabel(g, fontsize=7)
+                ax.tick_params(labelsize=6); ax.set_yticks([])
+                if not rs: ax.text(0.5, 0.5, 'not run', ha='center', va='center', transform=ax.transAxes, fontsize=7)
+        axes[0, 0].legend(fontsize=6)
+        fig.tight_layout()
+        if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #e8f551b6
@@ -393,19 +396,19 @@ def parity_figure(records: list[dict], path: str | os.PathLike | None = None):
     "Loss curves of both arms (official loop solid blue, library dashed red), one panel per model, every seed."
     import matplotlib.pyplot as plt
     from reprbook.core import plot_style, save_figure
-    plot_style()
-    models = sorted({r['model'] for r in records})
-    fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False)
-    for ax, m in zip(axes[0], models):
-        for r in sorted((r for r in records if r['model'] == m), key=lambda r: (r['arm'], r['seed'])):
-            x = [r['curve_every'] * (i + 1) for i in range(len(r['loss_curve']))]
-            ax.plot(x, r['loss_curve'], color='C0' if r['arm'] == 'official' else 'C3', lw=0.7, alpha=0.7,
-                    ls='-' if r['arm'] == 'official' else '--', label=r['arm'] if r['seed'] == 0 else None)
-        ax.set_yscale('log'); ax.set_title(m, fontsize=8); ax.set_xlabel('step', fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0, 0].set_ylabel('training loss (50-step mean)', fontsize=7); axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    if path is not None: save_figure(fig, path)
+    with plot_style():                           # a context manager: the style holds inside
+        models = sorted({r['model'] for r in records})
+        fig, axes = plt.subplots(1, len(models), figsize=(3.4 * len(models), 2.4), squeeze=False)
+        for ax, m in zip(axes[0], models):
+            for r in sorted((r for r in records if r['model'] == m), key=lambda r: (r['arm'], r['seed'])):
+                x = [r['curve_every'] * (i + 1) for i in range(len(r['loss_curve']))]
+                ax.plot(x, r['loss_curve'], color='C0' if r['arm'] == 'official' else 'C3', lw=0.7, alpha=0.7,
+                        ls='-' if r['arm'] == 'official' else '--', label=r['arm'] if r['seed'] == 0 else None)
+            ax.set_yscale('log'); ax.set_title(m, fontsize=8); ax.set_xlabel('step', fontsize=7)
+            ax.tick_params(labelsize=6)
+        axes[0, 0].set_ylabel('training loss (50-step mean)', fontsize=7); axes[0, 0].legend(fontsize=6)
+        fig.tight_layout()
+        if path is not None: save_figure(fig, path)
     return fig
 
 # %% ../../nbs/23_rotpro.experiments.ipynb #cc1ac2c0
